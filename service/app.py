@@ -1,0 +1,67 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from geo.rules import RuleRegistry
+from service import errors
+from service.routes import districts, health, jobs, premises, schools
+from service.settings import Settings
+from storage.access import ensure_departments
+from storage.database import make_engine, make_sessionmaker, resolve_url, session_scope
+from storage.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+def load_rules(settings: Settings) -> RuleRegistry:
+    """The rule packs, validated; a bad pack raises ``RulePackError`` naming file, rule and field."""
+    return RuleRegistry.load(settings.resolved_rules_dir, default_adcode=settings.default_adcode)
+
+
+def create_app(settings: Settings | None = None, db_settings: DatabaseSettings | None = None) -> FastAPI:
+    """Build the app; the engine, sessions and rule registry are created in its lifespan."""
+    settings = settings or Settings()
+    db_settings = db_settings or DatabaseSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.rules = load_rules(settings)
+        url = resolve_url(db_settings)
+        engine = make_engine(
+            url,
+            pool_size=db_settings.pool_size,
+            pool_timeout_s=db_settings.pool_timeout_s,
+            statement_timeout_ms=db_settings.statement_timeout_ms,
+        )
+        app.state.engine = engine
+        app.state.database_url = url
+        app.state.sessionmaker = make_sessionmaker(engine)
+        try:
+            with session_scope(app.state.sessionmaker) as session:
+                ensure_departments(session, app.state.rules.departments)
+        except Exception as exc:  # noqa: BLE001 - the API starts and reports 503 until the database is back
+            log.warning("could not reach the database at start-up: %s", exc.__class__.__name__)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="safezone",
+        version=VERSION,
+        summary="Student safety zones around schools: permit pre-checks, scans, maps and the risk ledger",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for module in (health, schools, premises, districts, jobs):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=settings.static_dir, check_dir=False), name="static")
+    return app

@@ -1,0 +1,80 @@
+"""Access control: bearer tokens, roles, and the permission each route declares.
+
+Routes declare what they need — ``Depends(requires("read:premises"))`` — and this module alone decides
+which roles hold that permission. 401 without a valid token, 403 with a role that may not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from storage.access import ROLES, TokenInfo, lookup_token
+
+ALL_ROLES = frozenset(ROLES)
+_READERS_OF_TRADERS = frozenset(
+    {
+        "admin",
+        "education",
+        "market_supervision",
+        "culture_tourism",
+        "tobacco",
+        "urban_management",
+        "public_security",
+    }
+)
+
+#: Which roles hold each permission. The README prints this table.
+POLICY: dict[str, frozenset[str]] = {
+    "read:schools": ALL_ROLES - {"licensing_client"},
+    "read:districts": ALL_ROLES,
+    "read:premises": _READERS_OF_TRADERS,
+    "read:rules": ALL_ROLES,
+    "write:schools": frozenset({"admin", "education"}),
+    "write:imports": frozenset({"admin"}),
+    "check": frozenset({"admin", "market_supervision", "culture_tourism", "tobacco", "licensing_client"}),
+    "read:decisions": frozenset(
+        {"admin", "market_supervision", "culture_tourism", "tobacco", "licensing_client"}
+    ),
+    "read:jobs": ALL_ROLES,
+    "admin": frozenset({"admin"}),
+}
+
+_bearer = HTTPBearer(auto_error=False, description="API token from `safezone token create`")
+
+
+def current_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> TokenInfo:
+    """The caller's token; 401 when missing or not valid."""
+    if credentials is None or not credentials.credentials:
+        raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    factory = request.app.state.sessionmaker
+    with factory() as session:
+        info = lookup_token(session, credentials.credentials)
+    if info is None:
+        raise HTTPException(
+            401, "the token is not valid or has been revoked", headers={"WWW-Authenticate": "Bearer"}
+        )
+    request.state.token = info
+    return info
+
+
+def requires(permission: str) -> Callable[..., TokenInfo]:
+    """A dependency that lets through only tokens whose role holds ``permission``."""
+    if permission not in POLICY:
+        msg = f"unknown permission {permission!r}"
+        raise ValueError(msg)
+    allowed = POLICY[permission]
+
+    def _check(token: Annotated[TokenInfo, Depends(current_token)]) -> TokenInfo:
+        if token.role not in allowed:
+            raise HTTPException(403, f"role {token.role!r} may not {permission}")
+        return token
+
+    _check.permission = permission  # type: ignore[attr-defined]
+    return _check

@@ -1,0 +1,162 @@
+"""Engines, sessions, database creation and migrations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from storage.localdb import LocalCluster
+from storage.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def resolve_url(settings: DatabaseSettings | None = None) -> str:
+    """The database URL: ``DATABASE_URL`` when set, else the local cluster's (which must exist)."""
+    settings = settings or DatabaseSettings()
+    if settings.database_url:
+        return normalise_url(settings.database_url)
+    cluster = LocalCluster(settings.state_dir, db_name=settings.db_name)
+    if not cluster.secret_file.exists() or cluster.port is None:
+        msg = "no database configured: run `safezone db up` or set DATABASE_URL"
+        raise RuntimeError(msg)
+    return cluster.url()
+
+
+def normalise_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain ``postgresql://`` URLs."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(
+    url: str, *, pool_size: int = 10, pool_timeout_s: float = 5.0, statement_timeout_ms: int = 60_000
+) -> Engine:
+    """An engine with a bounded pool and fast failure when the database is away."""
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=pool_timeout_s,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={
+            "connect_timeout": 3,
+            "options": f"-c statement_timeout={statement_timeout_ms} -c TimeZone=Asia/Shanghai",
+            "application_name": "safezone",
+        },
+    )
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session whose transaction commits at the end, or rolls back on error."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database named in ``url`` if missing (connecting to ``postgres``); True if created."""
+    target = make_url(url)
+    admin = _admin_engine(target)
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}
+            ).scalar()
+            if exists:
+                return False
+            conn.exec_driver_sql(f'CREATE DATABASE "{_ident(target.database)}"')
+            return True
+    finally:
+        admin.dispose()
+
+
+def drop_database(url: str) -> None:
+    target = make_url(url)
+    admin = _admin_engine(target)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{_ident(target.database)}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+def clone_database(url: str, template_url: str) -> None:
+    """Create the database of ``url`` as a copy of the database of ``template_url``."""
+    target, template = make_url(url), make_url(template_url)
+    drop_database(url)
+    admin = _admin_engine(target)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(
+                f'CREATE DATABASE "{_ident(target.database)}" TEMPLATE "{_ident(template.database)}"'
+            )
+    finally:
+        admin.dispose()
+
+
+def _admin_engine(target):  # noqa: ANN001
+    return create_engine(
+        target.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+        poolclass=NullPool,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def _ident(name: str | None) -> str:
+    if not name or not all(c.isalnum() or c in "_-" for c in name):
+        msg = f"unsafe database name: {name!r}"
+        raise ValueError(msg)
+    return name
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Upgrade the database to ``revision`` (PostGIS extension first)."""
+    engine = make_engine(url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
+    finally:
+        engine.dispose()
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def migration_state(engine: Engine) -> dict[str, object]:
+    """The current and head revisions of the schema."""
+    script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
+    heads = set(script.get_heads())
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    return {"current": sorted(current), "head": sorted(heads), "at_head": current == heads}
