@@ -36,9 +36,7 @@ POLICY: dict[str, frozenset[str]] = {
     "write:schools": frozenset({"admin", "education"}),
     "write:imports": frozenset({"admin"}),
     "check": frozenset({"admin", "market_supervision", "culture_tourism", "tobacco", "licensing_client"}),
-    "read:decisions": frozenset(
-        {"admin", "market_supervision", "culture_tourism", "tobacco", "licensing_client"}
-    ),
+    "read:decisions": frozenset({"admin", "market_supervision", "culture_tourism", "tobacco", "licensing_client"}),
     "read:jobs": ALL_ROLES,
     "admin": frozenset({"admin"}),
 }
@@ -57,9 +55,7 @@ def current_token(
     with factory() as session:
         info = lookup_token(session, credentials.credentials)
     if info is None:
-        raise HTTPException(
-            401, "the token is not valid or has been revoked", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise HTTPException(401, "the token is not valid or has been revoked", headers={"WWW-Authenticate": "Bearer"})
     request.state.token = info
     return info
 

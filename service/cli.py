@@ -26,13 +26,20 @@ from storage.database import (
 from storage.localdb import LocalCluster, LocalDatabaseError
 from storage.settings import DatabaseSettings
 
-app = typer.Typer(
-    no_args_is_help=True, help="safezone: student safety zones around schools (PostGIS service)."
-)
+app = typer.Typer(no_args_is_help=True, help="safezone: student safety zones around schools (PostGIS service).")
 db_app = typer.Typer(no_args_is_help=True, help="The database: the project's local PostGIS, or DATABASE_URL.")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens (stored hashed; shown once).")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
+
+
+def _register_imports() -> None:
+    from service.cli_import import import_app
+
+    app.add_typer(import_app, name="import")
+
+
+_register_imports()
 
 err = Console(stderr=True)
 out = Console()
@@ -84,9 +91,7 @@ def db_up() -> None:
     engine = make_engine(url, pool_size=1)
     state = migration_state(engine)
     engine.dispose()
-    err.print(
-        f"database ready ({where}), migrations at {', '.join(state['current'])} in {time.monotonic() - t0:.1f} s"
-    )
+    err.print(f"database ready ({where}), migrations at {', '.join(state['current'])} in {time.monotonic() - t0:.1f} s")
 
 
 @db_app.command("down")
@@ -247,9 +252,7 @@ def worker(
 
     async def _run() -> None:
         async with job_app.open_async():
-            await job_app.run_worker_async(
-                concurrency=concurrency, wait=not once, install_signal_handlers=not once
-            )
+            await job_app.run_worker_async(concurrency=concurrency, wait=not once, install_signal_handlers=not once)
 
     err.print("worker started" + (" (until the queue is empty)" if once else ""))
     asyncio.run(_run())
@@ -257,9 +260,7 @@ def worker(
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("alembic.runtime.migration", "procrastinate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

@@ -22,9 +22,7 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 OutCrs = Literal["wgs84", "cgcs2000", "gcj02", "bd09"]
-OutCrsDep = Annotated[
-    OutCrs, Query(description="coordinate system of the returned coordinates (stored data is WGS84)")
-]
+OutCrsDep = Annotated[OutCrs, Query(description="coordinate system of the returned coordinates (stored data is WGS84)")]
 
 
 def parse_bbox(
@@ -51,9 +49,7 @@ def parse_bbox(
     x0, y0, x1, y1 = vals
     if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
         msg = f"bbox out of range or min > max: {bbox!r}"
-        raise InvalidInput(
-            msg, field="bbox", value=bbox, message_zh=f"bbox 超出范围或最小值大于最大值：{bbox!r}"
-        )
+        raise InvalidInput(msg, field="bbox", value=bbox, message_zh=f"bbox 超出范围或最小值大于最大值：{bbox!r}")
     return (x0, y0, x1, y1)
 
 
@@ -65,9 +61,7 @@ def limit_param(request: Request, limit: Annotated[int | None, Query(ge=1, le=10
     value = limit or settings.page_limit_default
     if value > settings.page_limit_max:
         msg = f"limit may be at most {settings.page_limit_max}, got {value}"
-        raise InvalidInput(
-            msg, field="limit", value=value, message_zh=f"limit 最大为 {settings.page_limit_max}"
-        )
+        raise InvalidInput(msg, field="limit", value=value, message_zh=f"limit 最大为 {settings.page_limit_max}")
     return value
 
 

@@ -88,9 +88,7 @@ async def _safezone_error(request: Request, exc: SafezoneError) -> JSONResponse:
         log.error("server error", exc_info=exc)
     headers = {"Retry-After": "1"} if status == 503 else None
     slug = type(exc).__name__.lower()
-    return problem(
-        status, exc.title, exc.message_en, type_=f"/problems/{slug}", headers=headers, **exc.to_dict()
-    )
+    return problem(status, exc.title, exc.message_en, type_=f"/problems/{slug}", headers=headers, **exc.to_dict())
 
 
 def _jsonable(value: Any) -> Any:
@@ -124,10 +122,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         value=value,
         message_en=detail,
         message_zh=f"输入无效：{field or '请求'} — {msg}",
-        errors=[
-            {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg")}
-            for e in errors[:50]
-        ],
+        errors=[{"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg")} for e in errors[:50]],
     )
 
 

@@ -20,9 +20,7 @@ class Settings(BaseSettings):
     data_dir: Path = PROJECT_ROOT / "data"
     rules_dir: Path | None = None
     default_adcode: str | None = None
-    school_accuracy_m: float = Field(
-        5.0, ge=0, description="default positional accuracy of OSM school geometry"
-    )
+    school_accuracy_m: float = Field(5.0, ge=0, description="default positional accuracy of OSM school geometry")
     page_limit_default: int = 100
     page_limit_max: int = 1000
     log_level: str = "INFO"

@@ -83,9 +83,7 @@ def create_token(
             .values(revoked_at=dt.datetime.now(dt.UTC))
         )
     clear = "sz_" + secrets.token_urlsafe(32)
-    row = Token(
-        token_hash=hash_token(clear), prefix=clear[:10], name=name, role=role, department_id=department
-    )
+    row = Token(token_hash=hash_token(clear), prefix=clear[:10], name=name, role=role, department_id=department)
     session.add(row)
     session.flush()
     return clear, TokenInfo(row.id, name, role, department, row.prefix)

@@ -79,9 +79,7 @@ def ensure_database(url: str) -> bool:
     admin = _admin_engine(target)
     try:
         with admin.connect() as conn:
-            exists = conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}
-            ).scalar()
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}).scalar()
             if exists:
                 return False
             conn.exec_driver_sql(f'CREATE DATABASE "{_ident(target.database)}"')
@@ -107,9 +105,7 @@ def clone_database(url: str, template_url: str) -> None:
     admin = _admin_engine(target)
     try:
         with admin.connect() as conn:
-            conn.exec_driver_sql(
-                f'CREATE DATABASE "{_ident(target.database)}" TEMPLATE "{_ident(template.database)}"'
-            )
+            conn.exec_driver_sql(f'CREATE DATABASE "{_ident(target.database)}" TEMPLATE "{_ident(template.database)}"')
     finally:
         admin.dispose()
 

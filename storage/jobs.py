@@ -26,9 +26,7 @@ def enqueue(
 ) -> uuid.UUID:
     """Create a job row and put it on the queue; both commit (or not) with the caller's transaction."""
     job_id = uuid.uuid4()
-    session.add(
-        Job(id=job_id, kind=kind, params=params or {}, token_id=token_id, total=total, status="queued")
-    )
+    session.add(Job(id=job_id, kind=kind, params=params or {}, token_id=token_id, total=total, status="queued"))
     session.flush()
     session.execute(
         text(
@@ -72,9 +70,7 @@ def load_job(session: Session, job_id: uuid.UUID) -> Job:
 
 def mark_started(session: Session, job_id: uuid.UUID) -> None:
     session.execute(
-        update(Job)
-        .where(Job.id == job_id)
-        .values(status="running", started_at=dt.datetime.now(dt.UTC), error=None)
+        update(Job).where(Job.id == job_id).values(status="running", started_at=dt.datetime.now(dt.UTC), error=None)
     )
 
 
@@ -87,24 +83,18 @@ def mark_progress(session: Session, job_id: uuid.UUID, *, done: int, total: int 
 
 def mark_finished(session: Session, job_id: uuid.UUID, *, result: dict[str, Any]) -> None:
     session.execute(
-        update(Job)
-        .where(Job.id == job_id)
-        .values(status="done", result=result, finished_at=dt.datetime.now(dt.UTC))
+        update(Job).where(Job.id == job_id).values(status="done", result=result, finished_at=dt.datetime.now(dt.UTC))
     )
 
 
 def mark_failed(session: Session, job_id: uuid.UUID, *, error: dict[str, Any]) -> None:
     session.execute(
-        update(Job)
-        .where(Job.id == job_id)
-        .values(status="failed", error=error, finished_at=dt.datetime.now(dt.UTC))
+        update(Job).where(Job.id == job_id).values(status="failed", error=error, finished_at=dt.datetime.now(dt.UTC))
     )
 
 
 def queue_depth(session: Session) -> dict[str, int]:
-    rows = session.execute(
-        text("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status")
-    ).all()
+    rows = session.execute(text("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status")).all()
     return {status: n for status, n in rows}
 
 

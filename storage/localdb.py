@@ -40,9 +40,7 @@ def find_bindir() -> Path:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         if out.returncode == 0:
             candidates.append(Path(out.stdout.strip()))
-    versions = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
-    )
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
     candidates += [Path(p) for p in versions]
     for cand in candidates:
         if (cand / "initdb").exists() and (cand / "pg_ctl").exists():
@@ -57,9 +55,7 @@ def find_bindir() -> Path:
 def postgis_available(bindir: Path) -> bool:
     """Whether the PostGIS extension is installed for this server version."""
     version = bindir.parent.name
-    return any(
-        Path(p).exists() for p in glob.glob(f"/usr/share/postgresql/{version}/extension/postgis.control")
-    )
+    return any(Path(p).exists() for p in glob.glob(f"/usr/share/postgresql/{version}/extension/postgis.control"))
 
 
 def _is_root() -> bool:

@@ -30,9 +30,7 @@ def district_filter(column: ColumnElement[Any], adcode: str) -> ColumnElement[bo
     """Rows in the district ``adcode`` or below it (GB/T 2260: province XX0000, city XXXX00)."""
     if len(adcode) != 6 or not adcode.isdigit():
         msg = f"district must be a 6-digit adcode, got {adcode!r}"
-        raise InvalidInput(
-            msg, field="district", value=adcode, message_zh=f"行政区划代码须为6位数字：{adcode!r}"
-        )
+        raise InvalidInput(msg, field="district", value=adcode, message_zh=f"行政区划代码须为6位数字：{adcode!r}")
     if adcode.endswith("0000"):
         return column.like(adcode[:2] + "%")
     if adcode.endswith("00"):
@@ -147,9 +145,7 @@ def get_school(session: Session, school_id: int) -> dict[str, Any]:
         }
         for c, g in campuses
     ]
-    geom = session.execute(
-        select(_geojson(func.ST_Collect(Campus.geom))).where(Campus.school_id == school_id)
-    ).scalar()
+    geom = session.execute(select(_geojson(func.ST_Collect(Campus.geom))).where(Campus.school_id == school_id)).scalar()
     return {"id": school.id, "geometry": _load(geom), "properties": props}
 
 

@@ -11,9 +11,7 @@ from service.deps import BBoxDep, LimitDep, OutCrsDep, SessionDep
 from service.geojson import collection
 from storage import read
 
-router = APIRouter(
-    prefix="/v1/districts", tags=["districts"], dependencies=[Depends(requires("read:districts"))]
-)
+router = APIRouter(prefix="/v1/districts", tags=["districts"], dependencies=[Depends(requires("read:districts"))])
 
 
 @router.get("", summary="Districts as a GeoJSON FeatureCollection")
@@ -24,9 +22,7 @@ def list_districts(
     limit: LimitDep,
     level: Annotated[str | None, Query(pattern="^(province|city|county)$")] = None,
     parent: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
-    after: Annotated[
-        str | None, Query(pattern=r"^\d{6}$", description="keyset cursor from the `next` link")
-    ] = None,
+    after: Annotated[str | None, Query(pattern=r"^\d{6}$", description="keyset cursor from the `next` link")] = None,
     out_crs: OutCrsDep = "wgs84",
 ) -> dict[str, Any]:
     feats, nxt = read.list_districts(session, bbox=bbox, level=level, parent=parent, after=after, limit=limit)

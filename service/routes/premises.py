@@ -11,9 +11,7 @@ from service.deps import BBoxDep, LimitDep, OutCrsDep, SessionDep
 from service.geojson import collection
 from storage import read
 
-router = APIRouter(
-    prefix="/v1/premises", tags=["premises"], dependencies=[Depends(requires("read:premises"))]
-)
+router = APIRouter(prefix="/v1/premises", tags=["premises"], dependencies=[Depends(requires("read:premises"))])
 
 Category = Annotated[
     str | None,
@@ -30,9 +28,7 @@ def list_premises(
     session: SessionDep,
     bbox: BBoxDep,
     limit: LimitDep,
-    district: Annotated[
-        str | None, Query(description="adcode; a city or province includes its counties")
-    ] = None,
+    district: Annotated[str | None, Query(description="adcode; a city or province includes its counties")] = None,
     category: Category = None,
     name: Annotated[str | None, Query(max_length=100)] = None,
     after: Annotated[int | None, Query(ge=0, description="keyset cursor from the `next` link")] = None,

@@ -25,17 +25,13 @@ def list_schools(
     session: SessionDep,
     bbox: BBoxDep,
     limit: LimitDep,
-    district: Annotated[
-        str | None, Query(description="adcode; a city or province includes its counties")
-    ] = None,
+    district: Annotated[str | None, Query(description="adcode; a city or province includes its counties")] = None,
     level: Level = None,
     name: Annotated[str | None, Query(max_length=100)] = None,
     after: Annotated[int | None, Query(ge=0, description="keyset cursor from the `next` link")] = None,
     out_crs: OutCrsDep = "wgs84",
 ) -> dict[str, Any]:
-    page = read.list_schools(
-        session, bbox=bbox, district=district, level=level, name=name, after=after, limit=limit
-    )
+    page = read.list_schools(session, bbox=bbox, district=district, level=level, name=name, after=after, limit=limit)
     return collection(request, page.features, next_after=page.next_after, out_crs=out_crs)
 
 

@@ -129,9 +129,7 @@ def test_out_crs_converts_coordinates(client, session, auth) -> None:  # noqa: A
     *_, p1, _p2, _p3 = _city(session)
     h = auth("admin")
     wgs = client.get("/v1/premises?category=internet_cafe", headers=h).json()["features"][0]["geometry"]
-    gcj = client.get("/v1/premises?category=internet_cafe&out_crs=gcj02", headers=h).json()["features"][0][
-        "geometry"
-    ]
+    gcj = client.get("/v1/premises?category=internet_cafe&out_crs=gcj02", headers=h).json()["features"][0]["geometry"]
     expect = point_from_wgs84(*wgs["coordinates"], "gcj02")
     assert abs(gcj["coordinates"][0] - expect[0]) < 1e-12 and abs(gcj["coordinates"][1] - expect[1]) < 1e-12
     assert abs(gcj["coordinates"][0] - wgs["coordinates"][0]) > 1e-3  # hundreds of metres apart

@@ -56,9 +56,7 @@ def test_upgrade_downgrade_upgrade(scratch_url: str) -> None:
     assert _tables(scratch_url) <= {"alembic_version"}
     eng = make_engine(scratch_url, pool_size=1)
     with eng.connect() as conn:
-        leftovers = conn.execute(
-            text("SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%'")
-        ).scalar()
+        leftovers = conn.execute(text("SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%'")).scalar()
     eng.dispose()
     assert leftovers == 0
     migrate(scratch_url)
@@ -81,9 +79,7 @@ def test_models_match_migrations(engine) -> None:  # noqa: ANN001
 
 def test_spatial_indexes_exist(engine) -> None:  # noqa: ANN001
     with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT tablename, indexdef FROM pg_indexes WHERE indexdef ILIKE '%gist%'")
-        ).all()
+        rows = conn.execute(text("SELECT tablename, indexdef FROM pg_indexes WHERE indexdef ILIKE '%gist%'")).all()
     by_table: dict[str, list[str]] = {}
     for table, indexdef in rows:
         by_table.setdefault(table, []).append(indexdef)

@@ -136,9 +136,7 @@ def upgrade() -> None:
         ),
         sa.Column(
             "footprint",
-            Geometry(
-                srid=4326, dimension=2, spatial_index=False, from_text="ST_GeomFromEWKT", name="geometry"
-            ),
+            Geometry(srid=4326, dimension=2, spatial_index=False, from_text="ST_GeomFromEWKT", name="geometry"),
             nullable=True,
         ),
         sa.Column("protection_distance_m", sa.Float(), nullable=True),
@@ -158,9 +156,7 @@ def upgrade() -> None:
     op.create_geospatial_index(
         "idx_premises_geom", "premises", ["geom"], unique=False, postgresql_using="gist", postgresql_ops={}
     )
-    op.create_index(
-        "ix_premises_categories", "premises", ["categories"], unique=False, postgresql_using="gin"
-    )
+    op.create_index("ix_premises_categories", "premises", ["categories"], unique=False, postgresql_using="gin")
     op.create_index(op.f("ix_premises_district_adcode"), "premises", ["district_adcode"], unique=False)
     op.create_index(
         "ix_premises_geom_geog",
@@ -488,13 +484,9 @@ def downgrade() -> None:
     op.drop_table("jobs")
     op.drop_index("ix_gates_geom_geog", table_name="gates", postgresql_using="gist")
     op.drop_index(op.f("ix_gates_campus_id"), table_name="gates")
-    op.drop_geospatial_index(
-        "idx_gates_geom", table_name="gates", postgresql_using="gist", column_name="geom"
-    )
+    op.drop_geospatial_index("idx_gates_geom", table_name="gates", postgresql_using="gist", column_name="geom")
     op.drop_geospatial_table("gates")
-    op.drop_geospatial_index(
-        "idx_decisions_geom", table_name="decisions", postgresql_using="gist", column_name="geom"
-    )
+    op.drop_geospatial_index("idx_decisions_geom", table_name="decisions", postgresql_using="gist", column_name="geom")
     op.drop_geospatial_table("decisions")
     op.drop_table("tokens")
     op.drop_index(op.f("ix_permits_premises_id"), table_name="permits")
@@ -503,9 +495,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_campuses_school_id"), table_name="campuses")
     op.drop_index("ix_campuses_geom_geog", table_name="campuses", postgresql_using="gist")
     op.drop_index(op.f("ix_campuses_district_adcode"), table_name="campuses")
-    op.drop_geospatial_index(
-        "idx_campuses_geom", table_name="campuses", postgresql_using="gist", column_name="geom"
-    )
+    op.drop_geospatial_index("idx_campuses_geom", table_name="campuses", postgresql_using="gist", column_name="geom")
     op.drop_geospatial_table("campuses")
     op.drop_index(op.f("ix_zone_assets_kind"), table_name="zone_assets")
     op.drop_geospatial_index(
@@ -526,17 +516,11 @@ def downgrade() -> None:
     op.drop_index("ix_premises_geom_geog", table_name="premises", postgresql_using="gist")
     op.drop_index(op.f("ix_premises_district_adcode"), table_name="premises")
     op.drop_index("ix_premises_categories", table_name="premises", postgresql_using="gin")
-    op.drop_geospatial_index(
-        "idx_premises_geom", table_name="premises", postgresql_using="gist", column_name="geom"
-    )
+    op.drop_geospatial_index("idx_premises_geom", table_name="premises", postgresql_using="gist", column_name="geom")
     op.drop_geospatial_table("premises")
-    op.drop_geospatial_index(
-        "idx_districts_geom", table_name="districts", postgresql_using="gist", column_name="geom"
-    )
+    op.drop_geospatial_index("idx_districts_geom", table_name="districts", postgresql_using="gist", column_name="geom")
     op.drop_geospatial_table("districts")
-    op.drop_geospatial_index(
-        "idx_cameras_geom", table_name="cameras", postgresql_using="gist", column_name="geom"
-    )
+    op.drop_geospatial_index("idx_cameras_geom", table_name="cameras", postgresql_using="gist", column_name="geom")
     op.drop_geospatial_table("cameras")
     op.drop_index("ix_import_batches_kind_hash", table_name="import_batches")
     op.drop_table("import_batches")
