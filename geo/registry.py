@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
+import pandas as pd
 import pyogrio
 import shapely
 import yaml
@@ -375,7 +376,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], str]:
 
 def _cell_to_str(value: Any) -> str:
     """An XLSX or vector-attribute cell as the text a user would have typed."""
-    if value is None:
+    if value is None or value is pd.NaT:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -34,9 +34,10 @@ app.add_typer(token_app, name="token")
 
 
 def _register_imports() -> None:
-    from service.cli_import import import_app
+    from service.cli_import import demo, import_app
 
     app.add_typer(import_app, name="import")
+    app.command("demo")(demo)
 
 
 _register_imports()
@@ -261,7 +262,7 @@ def worker(
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("alembic.runtime.migration", "procrastinate"):
+    for noisy in ("alembic.runtime.migration", "procrastinate", "pyogrio", "pyogrio._io"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         app()

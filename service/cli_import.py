@@ -132,3 +132,33 @@ def import_cameras(
 ) -> None:
     """Cameras (CSV/XLSX: camera_id, name, lon, lat, crs, direction_deg, fov_deg, range_m)."""
     _run("cameras", importing.import_cameras, file, _opts(crs, skip_invalid, rejects, file))
+
+
+def demo(
+    schools: Annotated[int, typer.Option(help="number of schools")] = 120,
+    premises: Annotated[int, typer.Option(help="number of premises")] = 3000,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same city)")] = 7,
+) -> None:
+    """Generate and load the deterministic synthetic demo city (idempotent)."""
+    import time
+
+    from service.cli import err, fail
+    from service.demo import load_demo
+    from storage.settings import DatabaseSettings
+
+    settings = Settings()
+    workdir = DatabaseSettings().state_dir / "demo" / f"s{seed}-{schools}-{premises}"
+    engine = make_engine(resolve_url(), pool_size=2)
+    t0 = time.monotonic()
+    try:
+        summaries = load_demo(
+            make_sessionmaker(engine), schools=schools, premises=premises, seed=seed, workdir=workdir,
+            data_dir=settings.data_dir, progress=lambda stage: err.print(f"  demo: {stage} ({time.monotonic() - t0:.0f} s)"),
+        )  # fmt: skip
+    except SafezoneError as exc:
+        fail(f"{exc.message_en} / {exc.message_zh}")
+    finally:
+        engine.dispose()
+    for s in summaries:
+        _print_summary(s)
+    err.print(f"demo city loaded in {time.monotonic() - t0:.1f} s (files in {workdir})")

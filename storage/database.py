@@ -134,7 +134,7 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def migrate(url: str, revision: str = "head") -> None:
+def migrate(url: str, revision: str = "heads") -> None:
     """Upgrade the database to ``revision`` (PostGIS extension first)."""
     engine = make_engine(url, pool_size=1)
     try:
