@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from geo.rules import RuleRegistry
 from service import errors
-from service.routes import districts, health, imports, jobs, premises, schools
+from service.routes import checks, districts, health, imports, jobs, premises, schools
 from service.settings import Settings
 from storage.access import ensure_departments
 from storage.database import make_engine, make_sessionmaker, resolve_url, session_scope
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, db_settings: DatabaseSettings |
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (health, schools, premises, districts, jobs, imports):
+    for module in (health, schools, premises, districts, jobs, imports, checks):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=settings.static_dir, check_dir=False), name="static")
     return app

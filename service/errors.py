@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -69,7 +70,7 @@ def problem(
     **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
-    body.update({k: v for k, v in extra.items() if v is not None})
+    body.update({k: _jsonable(v) for k, v in extra.items() if v is not None})
     body.setdefault("message_en", detail)
     body.setdefault("message_zh", _TITLES_ZH.get(status, title))
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
@@ -92,6 +93,8 @@ async def _safezone_error(request: Request, exc: SafezoneError) -> JSONResponse:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, (list, tuple)):

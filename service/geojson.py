@@ -53,3 +53,19 @@ def collection(
     if any((i["properties"] or {}).get("source") == "osm" for i in items):
         out["attribution"] = OSM_ATTRIBUTION
     return out
+
+
+_GEOMETRY_TYPES = {"Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon"}
+
+
+def convert_tree(obj: Any, out_crs: str) -> Any:
+    """Convert every GeoJSON geometry found anywhere in ``obj`` (dicts and lists) to ``out_crs``."""
+    if out_crs == "wgs84":
+        return obj
+    if isinstance(obj, dict):
+        if obj.get("type") in _GEOMETRY_TYPES and "coordinates" in obj:
+            return convert(obj, out_crs)
+        return {k: convert_tree(v, out_crs) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [convert_tree(v, out_crs) for v in obj]
+    return obj

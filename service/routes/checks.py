@@ -1,0 +1,102 @@
+"""The permit pre-check API: single checks, stored decisions and their replay, batch checks, rules."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from shapely.geometry import Point
+
+from geo.coords import check_lonlat, point_to_wgs84
+from geo.errors import CoordinateError, InvalidInput
+from service.auth import requires
+from service.checks import CheckRequest, differences, evaluate_request, run_check
+from service.deps import OutCrsDep, SessionDep
+from service.geojson import convert_tree
+from storage import checks as store
+from storage.access import TokenInfo
+
+router = APIRouter(tags=["checks"])
+
+
+@router.post("/v1/checks", summary="Pre-check a proposed site: prohibited, review or allowed, and why")
+def create_check(
+    request: Request,
+    body: CheckRequest,
+    session: SessionDep,
+    token: Annotated[TokenInfo, Depends(requires("check"))],
+    out_crs: OutCrsDep = "wgs84",
+) -> dict[str, Any]:
+    state = request.app.state
+    answer = run_check(
+        session, body, rules=state.rules, school_accuracy_m=state.settings.school_accuracy_m, token_id=token.id
+    )
+    return convert_tree(answer, out_crs)
+
+
+@router.get("/v1/decisions/{decision_id}", summary="A stored decision, unchanged")
+def get_decision(
+    decision_id: uuid.UUID,
+    session: SessionDep,
+    token: Annotated[TokenInfo, Depends(requires("read:decisions"))],
+    out_crs: OutCrsDep = "wgs84",
+) -> dict[str, Any]:
+    stored = store.get_decision(session, decision_id)
+    return convert_tree({**stored["result"], "inputs": stored["inputs"]}, out_crs)
+
+
+@router.get(
+    "/v1/decisions/{decision_id}/replay", summary="The same request with today's data and rules, and what differs"
+)
+def replay_decision(
+    request: Request,
+    decision_id: uuid.UUID,
+    session: SessionDep,
+    token: Annotated[TokenInfo, Depends(requires("read:decisions"))],
+    out_crs: OutCrsDep = "wgs84",
+) -> dict[str, Any]:
+    stored = store.get_decision(session, decision_id)
+    req = CheckRequest.model_validate(stored["inputs"])
+    state = request.app.state
+    today = evaluate_request(session, req, rules=state.rules, school_accuracy_m=state.settings.school_accuracy_m)
+    diffs = differences(stored["result"], today)
+    return convert_tree(
+        {"decision_id": str(decision_id), "unchanged": not diffs, "differences": diffs,
+         "original": stored["result"], "today": today},
+        out_crs,
+    )  # fmt: skip
+
+
+@router.get("/v1/rules", summary="The rules in force at a place (or in a district), with the pack version")
+def rules_in_force(
+    request: Request,
+    session: SessionDep,
+    token: Annotated[TokenInfo, Depends(requires("read:rules"))],
+    lon: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    lat: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    crs: Annotated[str | None, Query(pattern="^(wgs84|cgcs2000|gcj02|bd09)$")] = None,
+    district: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+) -> dict[str, Any]:
+    registry = request.app.state.rules
+    if district is None and lon is None and lat is None:
+        adcode = None
+    elif district is not None:
+        adcode = district
+    else:
+        if lon is None or lat is None:
+            raise InvalidInput("give both lon and lat (and crs), or district", field="lon" if lon is None else "lat")
+        if crs is None:
+            raise CoordinateError("crs is required with lon/lat", field="crs", message_zh="须注明坐标系 crs")
+        x, y = check_lonlat(lon, lat)
+        adcode = store.district_at(session, Point(*point_to_wgs84(x, y, crs)))
+    in_force = registry.in_force(adcode)
+    return {
+        "district": adcode,
+        "packs": list(in_force.packs),
+        "pack_version": registry.version,
+        "flags": list(in_force.flags),
+        "rules": [r.model_dump(mode="json") for r in in_force.rules],
+        "staffing": [s.model_dump(mode="json") for s in in_force.staffing],
+    }
