@@ -7,6 +7,7 @@ exception is retried with back-off by the queue.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -77,8 +78,18 @@ def run_job(factory: sessionmaker[Session], job_id: uuid.UUID) -> None:
         store.mark_finished(session, job_id, result=result)
 
 
+#: Modules whose import registers job handlers.
+HANDLER_MODULES: tuple[str, ...] = ("service.batch",)
+
+
+def load_handlers() -> None:
+    for name in HANDLER_MODULES:
+        importlib.import_module(name)
+
+
 def make_job_app(url: str, factory: sessionmaker[Session]) -> App:
     """A procrastinate app bound to the database at ``url`` with the ``run_job`` task."""
+    load_handlers()
     app = App(connector=PsycopgConnector(conninfo=libpq_url(url)))
 
     @app.task(

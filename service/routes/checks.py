@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-
+from fastapi.responses import JSONResponse
 from shapely.geometry import Point
 
 from geo.coords import check_lonlat, point_to_wgs84
@@ -16,6 +18,7 @@ from service.checks import CheckRequest, differences, evaluate_request, run_chec
 from service.deps import OutCrsDep, SessionDep
 from service.geojson import convert_tree
 from storage import checks as store
+from storage import jobs as jobs_store
 from storage.access import TokenInfo
 
 router = APIRouter(tags=["checks"])
@@ -100,3 +103,49 @@ def rules_in_force(
         "rules": [r.model_dump(mode="json") for r in in_force.rules],
         "staffing": [s.model_dump(mode="json") for s in in_force.staffing],
     }
+
+
+@router.post(
+    "/v1/checks/batch",
+    status_code=202,
+    summary="Pre-check up to 100,000 sites (JSON `sites`, or a CSV/XLSX upload) as a background job",
+)
+async def create_batch(
+    request: Request,
+    session: SessionDep,
+    token: Annotated[TokenInfo, Depends(requires("check"))],
+) -> JSONResponse:
+    from service.batch import MAX_SITES, sites_from_table
+
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput("upload the sites as a `file` field (CSV or XLSX)", field="file")
+        crs = form.get("crs") or None
+        with tempfile.TemporaryDirectory(prefix="safezone-batch-") as tmp:
+            path = Path(tmp) / Path(upload.filename or "sites.csv").name
+            path.write_bytes(await upload.read())
+            sites = sites_from_table(path, crs=str(crs) if crs else None, data_dir=request.app.state.settings.data_dir)
+    else:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise InvalidInput("the body is not valid JSON", field="body", message_zh="请求体不是有效的 JSON") from None
+        sites = body.get("sites") if isinstance(body, dict) else None
+        if not isinstance(sites, list):
+            raise InvalidInput('the body must be {"sites": [ ...check requests... ]}', field="sites")
+    if not sites:
+        raise InvalidInput("no sites to check", field="sites", value=0, message_zh="没有需要核查的地点")
+    if len(sites) > MAX_SITES:
+        raise InvalidInput(f"at most {MAX_SITES} sites per batch, got {len(sites)}", field="sites", value=len(sites))
+    sites = [s if isinstance(s, dict) else {"_invalid": s} for s in sites]
+    job_id = jobs_store.enqueue(
+        session, kind="batch_check", params={"sites": sites, "token_id": token.id}, token_id=token.id, total=len(sites)
+    )
+    return JSONResponse(
+        {"job_id": str(job_id), "status": "queued", "total": len(sites), "href": f"/v1/jobs/{job_id}"},
+        status_code=202,
+        headers={"Location": f"/v1/jobs/{job_id}"},
+    )
