@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import shapely
 from geoalchemy2.shape import from_shape, to_shape
+from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from geo.errors import NotFound
-from storage.models import Campus, Decision, Gate, School, StreetEdge
+from storage.models import Decision, StreetEdge
 
 
 def district_at(session: Session, geom: BaseGeometry) -> str | None:
@@ -26,41 +28,61 @@ def district_at(session: Session, geom: BaseGeometry) -> str | None:
     ).scalar()
 
 
+_NEAR = text(
+    """
+    WITH site AS (SELECT ST_GeomFromWKB(:wkb, 4326) AS g),
+    near AS (
+        SELECT c.id, c.school_id, c.name, c.geom, c.point_only, c.accuracy_m, c.batch_id
+        FROM campuses c, site
+        WHERE ST_DWithin(c.geom::geography, site.g::geography, :radius)
+    )
+    SELECT n.id, n.name, ST_AsBinary(n.geom) AS geom, n.point_only, n.accuracy_m, n.batch_id,
+           s.id AS school_id, s.name AS school_name, s.levels, s.flags, s.opened, s.licensed,
+           s.batch_id AS school_batch,
+           (SELECT coalesce(json_agg(json_build_object(
+                'id', g.id, 'name', g.name, 'kind', g.kind, 'in_use', g.in_use,
+                'x', ST_X(g.geom), 'y', ST_Y(g.geom), 'batch_id', g.batch_id) ORDER BY g.id), '[]'::json)
+            FROM gates g WHERE g.campus_id = n.id) AS gates
+    FROM near n JOIN schools s ON s.id = n.school_id
+    WHERE s.closed IS NULL OR s.closed > current_date
+    ORDER BY n.id
+    """
+)
+
+
 def campuses_near(session: Session, geom: BaseGeometry, radius_m: float) -> list[dict[str, Any]]:
-    """Campuses whose outline lies within ``radius_m`` of the site (geography index), with their gates."""
-    site = func.ST_GeogFromWKB(func.ST_AsBinary(from_shape(geom, srid=4326)))
-    rows = session.execute(
-        select(Campus, School)
-        .join(School, School.id == Campus.school_id)
-        .where(func.ST_DWithin(func.geography(Campus.geom), site, radius_m))
-        .where((School.closed.is_(None)) | (School.closed > func.current_date()))
-        .order_by(Campus.id)
-    ).all()
-    ids = [c.id for c, _ in rows]
-    gates: dict[int, list[dict[str, Any]]] = {}
-    if ids:
-        for g in session.scalars(select(Gate).where(Gate.campus_id.in_(ids)).order_by(Gate.id)):
-            gates.setdefault(g.campus_id, []).append(
-                {"id": g.id, "name": g.name, "kind": g.kind, "in_use": g.in_use, "point": to_shape(g.geom),
-                 "batch_id": g.batch_id}
-            )  # fmt: skip
+    """Campuses whose outline lies within ``radius_m`` of the site (geography index), with their gates.
+
+    One round trip: campuses, their schools and their gates (as JSON).
+    """
+    rows = session.execute(_NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m}).all()
     return [
         {
-            "school_id": s.id,
-            "school_name": s.name,
-            "levels": list(s.levels or []),
-            "flags": list(s.flags or []),
-            "opened": s.opened,
-            "licensed": s.licensed,
-            "campus_id": c.id,
-            "campus_name": c.name,
-            "outline": to_shape(c.geom),
-            "point_only": c.point_only,
-            "accuracy_m": c.accuracy_m,
-            "batch_ids": sorted({b for b in (c.batch_id, s.batch_id) if b is not None}),
-            "gates": gates.get(c.id, []),
+            "school_id": r.school_id,
+            "school_name": r.school_name,
+            "levels": list(r.levels or []),
+            "flags": list(r.flags or []),
+            "opened": r.opened,
+            "licensed": r.licensed,
+            "campus_id": r.id,
+            "campus_name": r.name,
+            "outline": shapely.from_wkb(bytes(r.geom)),
+            "point_only": r.point_only,
+            "accuracy_m": r.accuracy_m,
+            "batch_ids": sorted({b for b in (r.batch_id, r.school_batch) if b is not None}),
+            "gates": [
+                {
+                    "id": g["id"],
+                    "name": g["name"],
+                    "kind": g["kind"],
+                    "in_use": g["in_use"],
+                    "point": Point(g["x"], g["y"]),
+                    "batch_id": g["batch_id"],
+                }
+                for g in r.gates
+            ],
         }
-        for c, s in rows
+        for r in rows
     ]
 
 
