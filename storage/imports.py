@@ -143,18 +143,26 @@ def write_districts(session: Session, rows: Iterable[Any], *, batch_id: int, sum
 
 
 _ASSIGN = {
-    "schools": """
-        UPDATE schools s SET district_adcode = sub.adcode FROM (
-            SELECT c.school_id, (SELECT d.adcode FROM districts d WHERE ST_Covers(d.geom, ST_PointOnSurface(c.geom))
-                                 ORDER BY d.adcode DESC LIMIT 1) AS adcode
-            FROM campuses c) sub
-        WHERE sub.school_id = s.id AND s.district_adcode IS DISTINCT FROM sub.adcode {where}""",
     "campuses": """
-        UPDATE campuses c SET district_adcode = (SELECT d.adcode FROM districts d
-            WHERE ST_Covers(d.geom, ST_PointOnSurface(c.geom)) ORDER BY d.adcode DESC LIMIT 1) {where}""",
+        UPDATE campuses c SET district_adcode = m.adcode FROM (
+            SELECT DISTINCT ON (c2.id) c2.id, d.adcode
+            FROM campuses c2 JOIN districts d ON ST_Covers(d.geom, ST_PointOnSurface(c2.geom))
+            WHERE (CAST(:batch AS bigint) IS NULL OR c2.batch_id = :batch)
+            ORDER BY c2.id, d.adcode DESC) m
+        WHERE m.id = c.id AND c.district_adcode IS DISTINCT FROM m.adcode""",
+    "schools": """
+        UPDATE schools s SET district_adcode = m.adcode FROM (
+            SELECT DISTINCT ON (c.school_id) c.school_id, c.district_adcode AS adcode
+            FROM campuses c ORDER BY c.school_id, c.id) m
+        WHERE m.school_id = s.id AND s.district_adcode IS DISTINCT FROM m.adcode
+          AND (CAST(:batch AS bigint) IS NULL OR s.batch_id = :batch)""",
     "premises": """
-        UPDATE premises p SET district_adcode = (SELECT d.adcode FROM districts d
-            WHERE ST_Covers(d.geom, p.geom) ORDER BY d.adcode DESC LIMIT 1) {where}""",
+        UPDATE premises p SET district_adcode = m.adcode FROM (
+            SELECT DISTINCT ON (p2.id) p2.id, d.adcode
+            FROM premises p2 JOIN districts d ON ST_Covers(d.geom, p2.geom)
+            WHERE (CAST(:batch AS bigint) IS NULL OR p2.batch_id = :batch)
+            ORDER BY p2.id, d.adcode DESC) m
+        WHERE m.id = p.id AND p.district_adcode IS DISTINCT FROM m.adcode""",
 }
 
 
@@ -162,15 +170,11 @@ def assign_districts(session: Session, *, batch_id: int | None = None) -> None:
     """Give rows their district by ``ST_Covers`` (the most specific district: counties sort last).
 
     GB/T 2260 adcodes sort county (XXXXYY) after city (XXXX00) after province (XX0000) within one branch,
-    so the greatest covering adcode is the most specific one.
+    so the greatest covering adcode is the most specific one. A join (not a correlated subquery) lets
+    PostGIS prepare each district polygon once.
     """
     for table in ("campuses", "schools", "premises"):
-        where = ""
-        if batch_id is not None:
-            alias = {"campuses": "c", "schools": "s", "premises": "p"}[table]
-            where = ("AND " if table == "schools" else "WHERE ") + f"{alias}.batch_id = :batch"
-        stmt = _ASSIGN[table].replace("{where}", where)
-        session.execute(text(stmt), {"batch": batch_id} if batch_id is not None else {})
+        session.execute(text(_ASSIGN[table]), {"batch": batch_id})
 
 
 # -- schools (register or OSM) ---------------------------------------------------------------------------
@@ -367,15 +371,7 @@ def write_premises(
         {"batch": batch_id},
     )
     _record(summary, "premises", result)
-    session.execute(
-        text(
-            """
-            UPDATE premises p SET district_adcode = (SELECT d.adcode FROM districts d
-                WHERE ST_Covers(d.geom, p.geom) ORDER BY d.adcode DESC LIMIT 1)
-            FROM stage_premises s WHERE p.external_id = s.ext
-            """
-        )
-    )
+    session.execute(text(_ASSIGN["premises"]), {"batch": batch_id})
 
 
 @dataclass(frozen=True)

@@ -37,22 +37,58 @@ def _db_url(name: str) -> str:
     return make_url(resolve_url()).set(database=name).render_as_string(hide_password=False)
 
 
+SUFFIX = f"_{os.getpid()}"  # test sessions running side by side never share a database
+
+
+def _drop_stale(url: str) -> None:
+    """Drop test databases left by test sessions whose process is gone."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    from storage.database import drop_database
+
+    admin = create_engine(make_url(url).set(database="postgres"), poolclass=NullPool)
+    with admin.connect() as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                text("SELECT datname FROM pg_database WHERE datname ~ '^safezone_(tmpl|test|e2e)_[0-9]+$'")
+            )
+        ]
+    admin.dispose()
+    for name in names:
+        pid = int(name.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            drop_database(make_url(url).set(database=name).render_as_string(hide_password=False))
+        except PermissionError:
+            pass
+
+
 @pytest.fixture(scope="session")
-def template_url() -> str:
+def template_url() -> Iterator[str]:
     """A migrated template database (created by the project's own `db up` machinery)."""
     from service.cli import prepare_database
+    from storage.database import drop_database
 
     try:
-        return prepare_database(db_name="safezone_tmpl")
+        prepare_database()
+        url = _db_url("safezone_tmpl" + SUFFIX)
+        _drop_stale(url)
+        url = prepare_database(db_name="safezone_tmpl" + SUFFIX)
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"the test database could not be prepared: {exc}")
+    yield url
+    drop_database(url)
 
 
 @pytest.fixture(scope="session")
 def database_url(template_url: str) -> Iterator[str]:
     from storage.database import clone_database, drop_database
 
-    url = _db_url("safezone_test")
+    url = _db_url("safezone_test" + SUFFIX)
     clone_database(url, template_url)
     yield url
     drop_database(url)
@@ -63,7 +99,7 @@ def e2e_url(template_url: str) -> Iterator[str]:
     """A database of its own for tests that need committed data (workers, subprocesses, browsers)."""
     from storage.database import clone_database, drop_database
 
-    url = _db_url("safezone_e2e")
+    url = _db_url("safezone_e2e" + SUFFIX)
     clone_database(url, template_url)
     yield url
     drop_database(url)

@@ -50,7 +50,7 @@ def test_sigkill_past_half_way_leaves_nothing(e2e_url: str, tmp_path: Path) -> N
             with engine.connect() as conn:
                 stage = conn.execute(
                     text("SELECT query FROM pg_stat_activity WHERE application_name = 'safezone' "
-                         "AND (query LIKE '%INSERT INTO permits%' OR query LIKE '%COPY \"stage_permits\"%') "
+                         "AND datname = current_database() AND (query LIKE '%INSERT INTO permits%' OR query LIKE '%COPY \"stage_permits\"%') "
                          "AND pid <> pg_backend_pid()")
                 ).first()  # fmt: skip
             if stage is not None:
@@ -68,7 +68,7 @@ def test_sigkill_past_half_way_leaves_nothing(e2e_url: str, tmp_path: Path) -> N
         with engine.connect() as conn:
             busy = conn.execute(
                 text("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'safezone' "
-                     "AND pid <> pg_backend_pid() AND state <> 'idle'")
+                     "AND pid <> pg_backend_pid() AND state <> 'idle' AND datname = current_database()")
             ).scalar()  # fmt: skip
         if not busy:
             break

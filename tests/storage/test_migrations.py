@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -34,7 +36,9 @@ EXPECTED_TABLES = {
 def scratch_url(template_url: str):  # noqa: ANN201
     from sqlalchemy.engine import make_url
 
-    url = make_url(template_url).set(database="safezone_migrations").render_as_string(hide_password=False)
+    url = (
+        make_url(template_url).set(database=f"safezone_migrations_{os.getpid()}").render_as_string(hide_password=False)
+    )
     drop_database(url)
     ensure_database(url)
     yield url
