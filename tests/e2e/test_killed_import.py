@@ -50,7 +50,8 @@ def test_sigkill_past_half_way_leaves_nothing(e2e_url: str, tmp_path: Path) -> N
             with engine.connect() as conn:
                 stage = conn.execute(
                     text("SELECT query FROM pg_stat_activity WHERE application_name = 'safezone' "
-                         "AND datname = current_database() AND (query LIKE '%INSERT INTO permits%' OR query LIKE '%COPY \"stage_permits\"%') "
+                         "AND datname = current_database() "
+                         "AND (query LIKE '%INSERT INTO permits%' OR query LIKE '%COPY \"stage_permits\"%') "
                          "AND pid <> pg_backend_pid()")
                 ).first()  # fmt: skip
             if stage is not None:
