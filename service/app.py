@@ -10,8 +10,22 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from geo.rules import RuleRegistry
-from service import errors
-from service.routes import checks, districts, health, imports, jobs, premises, schools
+from service import errors, idempotency, metrics, middleware
+from service.routes import (
+    audit,
+    cases,
+    checks,
+    districts,
+    health,
+    imports,
+    jobs,
+    maps,
+    premises,
+    reports,
+    scans,
+    schools,
+    tiles,
+)
 from service.settings import Settings
 from storage.access import ensure_departments
 from storage.database import make_engine, make_sessionmaker, resolve_url, session_scope
@@ -61,7 +75,12 @@ def create_app(settings: Settings | None = None, db_settings: DatabaseSettings |
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (health, schools, premises, districts, jobs, imports, checks):
+    for module in (health, schools, premises, districts, jobs, imports, checks, maps, tiles, scans, cases, reports):
         app.include_router(module.router)
+    app.include_router(audit.router)
+    errors.document_problems(app)
+    idempotency.install(app)
+    metrics.install(app)
+    middleware.install(app)
     app.mount("/static", StaticFiles(directory=settings.static_dir, check_dir=False), name="static")
     return app

@@ -38,6 +38,14 @@ POLICY: dict[str, frozenset[str]] = {
     "check": frozenset({"admin", "market_supervision", "culture_tourism", "tobacco", "licensing_client"}),
     "read:decisions": frozenset({"admin", "market_supervision", "culture_tourism", "tobacco", "licensing_client"}),
     "read:jobs": ALL_ROLES,
+    "read:maps": ALL_ROLES - {"licensing_client"},
+    "read:findings": _READERS_OF_TRADERS,
+    "write:scans": frozenset({"admin", "education", "market_supervision", "urban_management"}),
+    "read:audit": frozenset({"admin"}),
+    "read:cases": _READERS_OF_TRADERS,
+    "write:cases": _READERS_OF_TRADERS,
+    "report:field": frozenset({"admin", "urban_management", "public_security", "education", "market_supervision"}),
+    "read:reports": _READERS_OF_TRADERS,
     "admin": frozenset({"admin"}),
 }
 

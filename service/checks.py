@@ -75,7 +75,9 @@ class CheckRequest(BaseModel):
                 geom = shape(self.geometry)
             except Exception as exc:  # noqa: BLE001
                 msg = f"geometry is not valid GeoJSON: {exc}"
-                raise GeometryError(msg, field="geometry", value=str(self.geometry)[:200]) from None
+                raise GeometryError(
+                    msg, field="geometry", value=str(self.geometry)[:200], message_zh=f"几何不是有效的 GeoJSON：{exc}"
+                ) from None
             if geom.geom_type not in ("Point", "Polygon", "MultiPolygon") or geom.is_empty:
                 msg = f"geometry must be a non-empty Point or Polygon, got {geom.geom_type}"
                 raise GeometryError(msg, field="geometry", value=geom.geom_type, message_zh="几何须为非空的点或面")

@@ -260,6 +260,103 @@ def worker(
     engine.dispose()
 
 
+from service import scanning as _scanning  # noqa: E402 - registers the "scan" job handler for `safezone worker`
+
+
+@app.command("scan")
+def scan(
+    district: Annotated[
+        str | None, typer.Option(help="scan only this adcode (a city or province includes its counties)")
+    ] = None,
+) -> None:
+    """Scan every registered premises against the zones (DESIGN's truth table) and store the findings."""
+    from geo.rules import RuleRegistry
+    from service.settings import Settings
+
+    settings = Settings()
+    try:
+        registry = RuleRegistry.load(settings.resolved_rules_dir, default_adcode=settings.default_adcode)
+        engine, factory = _factory()
+        t0 = time.monotonic()
+        result = _scanning.run_scan(factory, registry, settings=settings, district=district, actor="cli")
+        engine.dispose()
+    except SafezoneError as exc:
+        fail(exc.message_en, 2)
+    elapsed = time.monotonic() - t0
+    out.print(
+        f"scan {result['scan_id']} ({result['scan_date']}, rules {result['pack_version']}): {result['total']} "
+        f"findings, {result['pairs']} premises × campus pairs measured in {elapsed:.1f} s"
+    )
+    for status, n in sorted(result["by_status"].items()):
+        per_category = ", ".join(f"{c} {k}" for c, k in sorted(result["table"][status].items()))
+        out.print(f"  {status:14} {n:8}  {per_category}")
+    summary = {k: result[k] for k in ("scan_id", "by_status", "by_category", "warnings")}
+    out.print(json.dumps(summary, ensure_ascii=False))
+
+
+ledger_app = typer.Typer(no_args_is_help=True, help="The risk ledger (台账): overdue clock, scans → cases, staffing.")
+app.add_typer(ledger_app, name="ledger")
+
+
+def _ledger_now(now: str | None):  # noqa: ANN202
+    import datetime as dt
+
+    if now is None:
+        return dt.datetime.now(dt.UTC)
+    value = dt.datetime.fromisoformat(now)
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
+
+
+@ledger_app.command("tick")
+def ledger_tick(
+    now: Annotated[str | None, typer.Option(help="ISO time to run the clock at (default: now; naive: Beijing)")] = None,
+) -> None:
+    """Run the overdue clock: flag cases past their deadline and queue a signed webhook event for each."""
+    from service.ledger import tick
+
+    engine, factory = _factory()
+    try:
+        result = tick(factory, now=_ledger_now(now))
+    finally:
+        engine.dispose()
+    out.print_json(json.dumps(result))
+
+
+@ledger_app.command("from-scan")
+def ledger_from_scan(
+    scan_id: Annotated[int | None, typer.Argument(help="the scan (default: the latest)")] = None,
+    now: Annotated[str | None, typer.Option(help="ISO time the cases open at (default: now)")] = None,
+) -> None:
+    """Turn a scan's findings into cases: new ones at warning, added to open ones, closed ones reopened."""
+    from service.ledger import cases_from_scan
+
+    engine, factory = _factory()
+    try:
+        result = cases_from_scan(factory, scan_id=scan_id, now=_ledger_now(now))
+    except SafezoneError as exc:
+        fail(exc.message_en)
+    finally:
+        engine.dispose()
+    out.print_json(json.dumps(result))
+
+
+@ledger_app.command("staffing")
+def ledger_staffing(
+    district: Annotated[str | None, typer.Option(help="adcode to check (default: all)")] = None,
+) -> None:
+    """Guards on record vs the packs' staffing rules, and kindergartens' access control: shortfalls → cases."""
+    from service.app import load_rules
+    from service.ledger import staffing_cases
+    from service.settings import Settings
+
+    engine, factory = _factory()
+    try:
+        result = staffing_cases(factory, load_rules(Settings()), now=_ledger_now(None), district=district)
+    finally:
+        engine.dispose()
+    out.print_json(json.dumps(result))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("alembic.runtime.migration", "procrastinate", "pyogrio", "pyogrio._io"):

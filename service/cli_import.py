@@ -150,10 +150,14 @@ def demo(
     workdir = DatabaseSettings().state_dir / "demo" / f"s{seed}-{schools}-{premises}"
     engine = make_engine(resolve_url(), pool_size=2)
     t0 = time.monotonic()
+
+    def progress(stage: str) -> None:
+        err.print(f"  demo: {stage} ({time.monotonic() - t0:.0f} s)")
+
     try:
         summaries = load_demo(
             make_sessionmaker(engine), schools=schools, premises=premises, seed=seed, workdir=workdir,
-            data_dir=settings.data_dir, progress=lambda stage: err.print(f"  demo: {stage} ({time.monotonic() - t0:.0f} s)"),
+            data_dir=settings.data_dir, progress=progress,
         )  # fmt: skip
     except SafezoneError as exc:
         fail(f"{exc.message_en} / {exc.message_zh}")

@@ -19,7 +19,8 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction commits before the answer is sent (a failed commit answers 503, never 200).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 OutCrs = Literal["wgs84", "cgcs2000", "gcj02", "bd09"]
 OutCrsDep = Annotated[OutCrs, Query(description="coordinate system of the returned coordinates (stored data is WGS84)")]

@@ -169,3 +169,57 @@ async def _db_dbapi(request: Request, exc: Exception) -> JSONResponse:
     if getattr(exc, "connection_invalidated", False):
         return await _db_unavailable(request, exc)
     return await _unexpected(request, exc)
+
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "field": {"type": "string"},
+        "row": {"type": "integer"},
+        "value": {},
+        "message_en": {"type": "string"},
+        "message_zh": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+_DOCUMENTED = {
+    "400": "Bad request",
+    "401": "No valid token",
+    "403": "The token's role may not do this",
+    "404": "Not found",
+    "409": "Conflict",
+    "413": "Request body too large",
+    "422": "Invalid input (names the field, row and value)",
+    "429": "Too many requests (Retry-After)",
+    "503": "Database unavailable (Retry-After)",
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Declare the problem+json answers on every operation of the OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = _PROBLEM_SCHEMA
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        content = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                for code, description in _DOCUMENTED.items():
+                    responses[code] = {"description": description, "content": content}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -79,7 +79,7 @@ def run_job(factory: sessionmaker[Session], job_id: uuid.UUID) -> None:
 
 
 #: Modules whose import registers job handlers.
-HANDLER_MODULES: tuple[str, ...] = ("service.batch",)
+HANDLER_MODULES: tuple[str, ...] = ("service.batch", "service.webhooks", "service.ledger", "service.scanning")
 
 
 def load_handlers() -> None:

@@ -274,3 +274,267 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = _now()
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- scans and findings ---
+
+
+class Scan(Base):
+    """One city-wide scan: when, over which district, with which rule-pack version, and its counts."""
+
+    __tablename__ = "scans"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    started_at: Mapped[dt.datetime] = _now()
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), server_default="running")
+    pack_version: Mapped[str] = mapped_column(String(32))
+    scan_date: Mapped[dt.date] = mapped_column(Date)
+    district: Mapped[str | None] = mapped_column(String(6))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("tokens.id"))
+    actor: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+
+
+class Finding(Base):
+    """One permit (or observed category) × rule × campus found in a zone by a scan."""
+
+    __tablename__ = "findings"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    premises_id: Mapped[int] = mapped_column(BigInteger)
+    permit_id: Mapped[int | None] = mapped_column(BigInteger)
+    permit_no: Mapped[str | None] = mapped_column(Text)
+    premises_name: Mapped[str] = mapped_column(Text)
+    rule_id: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    due_date: Mapped[dt.date | None] = mapped_column(Date)
+    school_id: Mapped[int] = mapped_column(BigInteger)
+    school_name: Mapped[str] = mapped_column(Text)
+    campus_id: Mapped[int] = mapped_column(BigInteger)
+    distance_m: Mapped[float] = mapped_column(Float)
+    limit_m: Mapped[float] = mapped_column(Float)
+    u_m: Mapped[float] = mapped_column(Float)
+    margin_m: Mapped[float] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(16))
+    district_adcode: Mapped[str | None] = mapped_column(String(6))
+    lead_department: Mapped[str] = mapped_column(String(64))
+    cooperating_departments: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    flags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    from_geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    to_geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    created_at: Mapped[dt.datetime] = _now()
+    __table_args__ = (
+        Index("ix_findings_scan_id_id", "scan_id", "id"),
+        Index("ix_findings_scan_status", "scan_id", "status"),
+        Index("ix_findings_scan_category", "scan_id", "category"),
+        Index("ix_findings_scan_rule", "scan_id", "rule_id"),
+        Index("ix_findings_scan_district", "scan_id", "district_adcode"),
+        Index("ix_findings_scan_school", "scan_id", "school_id"),
+        Index("ix_findings_scan_lead", "scan_id", "lead_department"),
+        Index("ix_findings_scan_key", "scan_id", "premises_id", "rule_id", "campus_id"),
+        Index("ix_findings_coop", "cooperating_departments", postgresql_using="gin"),
+    )
+
+
+class SchoolWarning(Base):
+    """A school told of a new finding in its zone (Guilin 五(四): 第一时间通报学校)."""
+
+    __tablename__ = "school_warnings"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    school_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    finding_id: Mapped[int | None] = mapped_column(BigInteger)
+    finding_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = _now()
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- operations ---
+
+
+class AuditEntry(Base):
+    """Who did what, when and from where: every write and every check (written before the answer leaves)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[dt.datetime] = _now()
+    token_id: Mapped[int | None] = mapped_column(Integer)
+    token_name: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str | None] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    route: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[int] = mapped_column(Integer)
+    object_ids: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    client: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_token_at", "token_id", "at"),
+        Index("ix_audit_log_object_ids", "object_ids", postgresql_using="gin"),
+    )
+
+
+class RateWindow(Base):
+    """Requests counted per caller and fixed one-minute window."""
+
+    __tablename__ = "rate_windows"
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a request sent with an ``Idempotency-Key``, per token."""
+
+    __tablename__ = "idempotency_keys"
+    token_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[dt.datetime] = _now()
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
+
+
+# --- ledger ---
+
+
+class Case(Base):
+    """A ledger case (台账条目): a hazard running the closed loop, with the 五落实 fields."""
+
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    subject: Mapped[str] = mapped_column(Text)
+    rule_id: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    finding_status: Mapped[str | None] = mapped_column(String(16))
+    premises_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    school_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    campus_id: Mapped[int | None] = mapped_column(BigInteger)
+    district_adcode: Mapped[str | None] = mapped_column(String(6), index=True)
+    geom: Mapped[Any | None] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
+    lead_department: Mapped[str] = mapped_column(String(64), index=True)
+    cooperating_departments: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    responsible_department: Mapped[str | None] = mapped_column(String(64))
+    responsible_person: Mapped[str | None] = mapped_column(Text)
+    measures: Mapped[str | None] = mapped_column(Text)
+    funds_yuan: Mapped[float | None] = mapped_column(Float)
+    plan: Mapped[str | None] = mapped_column(Text)
+    deadline: Mapped[dt.date | None] = mapped_column(Date)
+    deadline_source: Mapped[str | None] = mapped_column(String(16))
+    overdue: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    overdue_since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    remediation_by: Mapped[str | None] = mapped_column(Text)
+    dismissed_reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    last_scan_id: Mapped[int | None] = mapped_column(BigInteger)
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        Index(
+            "uq_cases_open_subject_rule",
+            "subject",
+            "rule_id",
+            unique=True,
+            postgresql_where=text("state NOT IN ('closed', 'dismissed')"),
+        ),
+        Index("ix_cases_coop", "cooperating_departments", postgresql_using="gin"),
+        Index("ix_cases_state_deadline", "state", "deadline"),
+    )
+
+
+class CaseEvent(Base):
+    """Every change to a case: who, when, why (transitions, findings added, escalations, 五落实 edits)."""
+
+    __tablename__ = "case_events"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(Text)
+    role: Mapped[str | None] = mapped_column(String(32))
+    token_id: Mapped[int | None] = mapped_column(BigInteger)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+class CaseFinding(Base):
+    """The scan findings behind a case (a finding that already has an open case adds to it)."""
+
+    __tablename__ = "case_findings"
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    finding_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    scan_id: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class InspectionPlan(Base):
+    """A school zone's inspection rhythm (日周月 排查): daily, weekly or monthly, with its items."""
+
+    __tablename__ = "inspection_plans"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    school_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    rhythm: Mapped[str] = mapped_column(String(8))
+    items: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    department: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class InspectionRecord(Base):
+    """One inspection done under a plan: which period, which items, by whom."""
+
+    __tablename__ = "inspection_records"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("inspection_plans.id", ondelete="CASCADE"), index=True)
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    done_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    done_by: Mapped[str] = mapped_column(Text)
+    items_done: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    note: Mapped[str | None] = mapped_column(Text)
+    case_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Campaign(Base):
+    """A campaign (专项检查), e.g. the spring and autumn checks of food operators around schools."""
+
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(32))
+    district: Mapped[str | None] = mapped_column(String(6))
+    starts: Mapped[dt.date] = mapped_column(Date)
+    ends: Mapped[dt.date] = mapped_column(Date)
+    lead_department: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class CampaignCheck(Base):
+    """One premises checked in a campaign."""
+
+    __tablename__ = "campaign_checks"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    premises_id: Mapped[int] = mapped_column(BigInteger)
+    checked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    checked_by: Mapped[str] = mapped_column(Text)
+    result: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    case_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("campaign_id", "premises_id", name="uq_campaign_checks_premises"),)

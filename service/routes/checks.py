@@ -17,6 +17,7 @@ from service.auth import requires
 from service.checks import CheckRequest, differences, evaluate_request, run_check
 from service.deps import OutCrsDep, SessionDep
 from service.geojson import convert_tree
+from service.idempotency import IdempotencyDep
 from storage import checks as store
 from storage import jobs as jobs_store
 from storage.access import TokenInfo
@@ -30,13 +31,14 @@ def create_check(
     body: CheckRequest,
     session: SessionDep,
     token: Annotated[TokenInfo, Depends(requires("check"))],
+    idem: IdempotencyDep,
     out_crs: OutCrsDep = "wgs84",
 ) -> dict[str, Any]:
     state = request.app.state
     answer = run_check(
         session, body, rules=state.rules, school_accuracy_m=state.settings.school_accuracy_m, token_id=token.id
     )
-    return convert_tree(answer, out_crs)
+    return idem.save(convert_tree(answer, out_crs))
 
 
 @router.get("/v1/decisions/{decision_id}", summary="A stored decision, unchanged")
@@ -114,6 +116,7 @@ async def create_batch(
     request: Request,
     session: SessionDep,
     token: Annotated[TokenInfo, Depends(requires("check"))],
+    idem: IdempotencyDep,
 ) -> JSONResponse:
     from service.batch import MAX_SITES, sites_from_table
 
@@ -144,8 +147,9 @@ async def create_batch(
     job_id = jobs_store.enqueue(
         session, kind="batch_check", params={"sites": sites, "token_id": token.id}, token_id=token.id, total=len(sites)
     )
+    answer = {"job_id": str(job_id), "status": "queued", "total": len(sites), "href": f"/v1/jobs/{job_id}"}
     return JSONResponse(
-        {"job_id": str(job_id), "status": "queued", "total": len(sites), "href": f"/v1/jobs/{job_id}"},
+        idem.save(answer, status=202),
         status_code=202,
         headers={"Location": f"/v1/jobs/{job_id}"},
     )

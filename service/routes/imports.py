@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from geo.errors import InvalidInput
 from service import importing
 from service.auth import requires
+from service.idempotency import OwnTransactionIdempotencyDep
 from storage.access import TokenInfo
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
@@ -39,6 +40,7 @@ async def import_file(
     request: Request,
     kind: Kind,
     token: Annotated[TokenInfo, Depends(requires("write:imports"))],
+    idem: OwnTransactionIdempotencyDep,
     file: Annotated[UploadFile, File(description="the file, as for `safezone import KIND FILE`")],
     crs: Annotated[
         Literal["wgs84", "cgcs2000", "gcj02", "bd09"] | None, Form(description="for rows without a system")
@@ -66,4 +68,4 @@ async def import_file(
         if rejects is not None and rejects.exists():
             out["rejected_rows_csv"] = rejects.read_text(encoding="utf-8-sig")
             out["notes"] = [n for n in out["notes"] if "written to" not in n]
-    return out
+    return idem.save(out)

@@ -44,7 +44,8 @@ def test_point_and_polygon_of_one_school_are_one_school(imported, session) -> No
     assert "南京五中" not in names
     (geom_type,) = session.execute(
         text(
-            "SELECT GeometryType(c.geom) FROM campuses c JOIN schools s ON s.id = c.school_id WHERE s.name = '南京市第五中学'"
+            "SELECT GeometryType(c.geom) FROM campuses c JOIN schools s ON s.id = c.school_id "
+            "WHERE s.name = '南京市第五中学'"
         )
     ).one()
     assert geom_type in ("POLYGON", "MULTIPOLYGON")

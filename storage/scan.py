@@ -1,0 +1,685 @@
+"""The city-wide scan: DESIGN's truth table, set-based in PostGIS, and the findings it stores.
+
+A scan judges every registered premises against every campus near it, per permit × rule (and per
+observed category with no permit: ``unlicensed``), in a handful of statements:
+
+1. the rules in force per district arrive as data (a temporary table, one row per adcode × rule);
+2. ``scan_campus``: protected campuses with their geography, in-use gates (a multipoint), review-band
+   accuracy and point-only radius;
+3. ``scan_pairs``: candidate premises × campus pairs found with the 2-D GiST index on ``premises.geom``
+   (longitude/latitude) probed by each campus's box grown by a *provably safe* bound in degrees (metres per
+   degree of longitude ≥ 111,319.49·cos φ_max, of latitude ≥ 110,574), then measured exactly: geodesic
+   ``geography`` distances on the WGS84 spheroid, only for those candidates;
+4. ``scan_units``: what is judged at each premises — each permit of a regulated category, and each
+   observed category with no permit;
+5. one ``INSERT … SELECT`` joins pairs × units × rules, classifies (``prohibited`` / ``review`` /
+   ``allowed`` as :func:`geo.decide.classify`) and maps the outcome through the truth table.
+
+Every function flushes into the caller's transaction; the caller commits. Rows leave as plain dicts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select, text, update
+from sqlalchemy.orm import Session
+
+from geo.errors import NotFound
+from storage.bulk import copy_into_temp
+from storage.models import Finding, Premises, Scan, SchoolWarning
+from storage.read import Page, district_filter
+
+STATUSES = ("violation", "nonconforming", "review", "unlicensed")
+#: Premises whose stated accuracy is worse than this are paired individually (pass 2), so that a few bad
+#: positions do not grow the search box of every campus.
+_PASS1_SITE_ACCURACY_M = 50.0
+# metres per degree, lower bounds on the WGS84 ellipsoid (equatorial radius; meridian radius at the equator)
+_M_PER_DEG_LON_EQ = 111_319.49
+_M_PER_DEG_LAT_MIN = 110_574.0
+_SAFETY = 1.001
+_A = 6_378_137.0
+_E2 = 0.00669437999014
+#: The scaled-plane distance is within 0.05 % of the geodesic one at zone scale; pairs whose approximate
+#: distance exceeds the limit by more than this margin are certainly outside (no exact distance needed).
+_APPROX_ABS_M = 2.0
+_APPROX_REL = 0.005
+_LEVEL_ALIASES = {"nine_year": ("primary", "junior"), "complete": ("junior", "senior")}
+
+
+@dataclass(frozen=True)
+class ScanRule:
+    """One rule in force in one district, as the scan's SQL reads it.
+
+    ``adcode`` None means a premises with no known district (national rules, ``jurisdiction_unknown``).
+    ``distance_m`` None means the premises' own protection distance (``distance_source: business``).
+    ``levels`` are the rule's levels; the aliases that cover them (``nine_year``, ``complete``) are added.
+    """
+
+    adcode: str | None
+    rule_id: str
+    category: str
+    distance_m: float | None
+    measure_from: str
+    measure_to: str
+    metric: str
+    levels: tuple[str, ...]
+    applies_new: bool
+    existing: str
+    effective_from: dt.date
+    lead_department: str
+    cooperating_departments: tuple[str, ...]
+    jurisdiction_unknown: bool = False
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """The scan date (Asia/Shanghai), the default school accuracy and point-only campus radii."""
+
+    on: dt.date
+    school_accuracy_m: float
+    campus_radius_m: Mapping[str, float]
+
+
+def premises_districts(session: Session, *, district: str | None = None) -> list[str | None]:
+    """The distinct districts of the premises to scan (None for premises outside every district)."""
+    stmt = select(Premises.district_adcode).distinct()
+    if district:
+        stmt = stmt.where(district_filter(Premises.district_adcode, district))
+    return list(session.scalars(stmt))
+
+
+def create_scan(
+    session: Session,
+    *,
+    pack_version: str,
+    on: dt.date,
+    district: str | None = None,
+    token_id: int | None = None,
+    actor: str | None = None,
+    job_id: Any = None,
+) -> int:
+    """Start a scan record; returns its id."""
+    scan = Scan(
+        pack_version=pack_version,
+        scan_date=on,
+        district=district,
+        token_id=token_id,
+        actor=actor,
+        job_id=job_id,
+        status="running",
+    )
+    session.add(scan)
+    session.flush()
+    return scan.id
+
+
+def _levels_with_aliases(levels: Sequence[str]) -> list[str]:
+    out = list(levels)
+    for alias, covered in _LEVEL_ALIASES.items():
+        if set(covered) & set(levels):
+            out.append(alias)
+    return out
+
+
+def _radius_rows(radii: Mapping[str, float]) -> list[tuple[str, float]]:
+    rows = [(k, float(v)) for k, v in radii.items()]
+    for alias, covered in _LEVEL_ALIASES.items():
+        known = [float(radii[c]) for c in covered if c in radii]
+        if known:
+            rows.append((alias, max(known)))
+    return rows
+
+
+def _load_rules(session: Session, rules: Sequence[ScanRule]) -> None:
+    copy_into_temp(
+        session,
+        "scan_rules",
+        [("adcode", "text"), ("rule_id", "text"), ("category", "text"), ("distance_m", "float8"),
+         ("measure_from", "text"), ("measure_to", "text"), ("metric", "text"), ("levels", "text[]"),
+         ("applies_new", "boolean"), ("existing", "text"), ("effective_from", "date"), ("lead", "text"),
+         ("coop", "text[]"), ("juris_unknown", "boolean")],
+        ((r.adcode or "", r.rule_id, r.category, r.distance_m, r.measure_from, r.measure_to, r.metric,
+          _levels_with_aliases(r.levels), r.applies_new, r.existing, r.effective_from, r.lead_department,
+          list(r.cooperating_departments), r.jurisdiction_unknown) for r in rules),
+    )  # fmt: skip
+
+
+def _load_campuses(session: Session, settings: ScanSettings) -> None:
+    copy_into_temp(
+        session, "scan_radius", [("level", "text"), ("radius", "float8")], _radius_rows(settings.campus_radius_m)
+    )
+    session.execute(text("DROP TABLE IF EXISTS scan_campus"))
+    session.execute(
+        text(
+            """
+            CREATE TEMP TABLE scan_campus ON COMMIT DROP AS
+            SELECT c.id AS campus_id, s.id AS school_id, s.name AS school_name, s.levels, s.opened,
+                   c.geom, c.geom::geography AS geog,
+                   coalesce(c.accuracy_m, s.accuracy_m, :school_acc) AS acc,
+                   (c.point_only OR GeometryType(c.geom) IN ('POINT', 'MULTIPOINT')) AS point_only,
+                   coalesce((SELECT max(r.radius) FROM scan_radius r WHERE r.level = ANY (s.levels)),
+                            (SELECT r.radius FROM scan_radius r WHERE r.level = 'unknown'), 0) AS radius,
+                   g.gates AS gates_geom, g.gates::geography AS gates,
+                   :safety / (:m_lon * cos(radians(least(89.0, greatest(abs(ST_YMin(c.geom)),
+                       abs(ST_YMax(c.geom))) + 0.05)))) AS kx
+            FROM campuses c
+            JOIN schools s ON s.id = c.school_id
+            LEFT JOIN LATERAL (SELECT ST_Collect(gt.geom) AS gates FROM gates gt
+                               WHERE gt.campus_id = c.id AND gt.in_use) g ON true
+            WHERE s.closed IS NULL OR s.closed > :on
+            """
+        ),
+        {"school_acc": settings.school_accuracy_m, "on": settings.on, "safety": _SAFETY, "m_lon": _M_PER_DEG_LON_EQ},
+    )
+    # a plane scaled so that a degree of longitude and of latitude have the same length at the campus:
+    # k = N cos φ / M = cos φ (1 − e² sin² φ) / (1 − e²); metres per scaled degree = M π / 180
+    session.execute(
+        text(
+            "ALTER TABLE scan_campus ADD COLUMN k float8, ADD COLUMN mlat float8, ADD COLUMN gs geometry, "
+            "ADD COLUMN gates_s geometry"
+        )
+    )
+    session.execute(
+        text(
+            """
+            UPDATE scan_campus SET k = cos(radians(q.lat)) * (1 - :e2 * sin(radians(q.lat)) ^ 2) / (1 - :e2),
+                                   mlat = pi() / 180 * :a * (1 - :e2) / (1 - :e2 * sin(radians(q.lat)) ^ 2) ^ 1.5
+            FROM (SELECT campus_id AS id, ST_Y(ST_Centroid(geom)) AS lat FROM scan_campus) q
+            WHERE q.id = scan_campus.campus_id
+            """
+        ),
+        {"e2": _E2, "a": _A},
+    )
+    session.execute(text("UPDATE scan_campus SET gs = ST_Scale(geom, k, 1), gates_s = ST_Scale(gates_geom, k, 1)"))
+    session.execute(text("CREATE INDEX ON scan_campus USING gist (geom)"))
+    session.execute(text("CREATE INDEX ON scan_campus (campus_id)"))
+    session.execute(text("ANALYZE scan_campus"))
+
+
+def _load_units(session: Session, *, on: dt.date) -> None:
+    """What is judged at each paired premises: its permits, and its observed categories with no permit."""
+    session.execute(text("DROP TABLE IF EXISTS scan_units"))
+    session.execute(
+        text(
+            """
+            CREATE TEMP TABLE scan_units ON COMMIT DROP AS
+            WITH cats AS (SELECT DISTINCT category FROM scan_rules),
+            prem AS (SELECT DISTINCT premises_id AS id FROM scan_pairs),
+            perm AS (
+                SELECT pm.premises_id, pm.id AS permit_pk, pm.permit_id AS permit_no, pm.category, pm.status,
+                       pm.issued, pm.expires,
+                       (pm.status = 'active' AND (pm.expires IS NULL OR pm.expires >= :on)) AS active
+                FROM permits pm JOIN prem ON prem.id = pm.premises_id
+                WHERE pm.category IN (SELECT category FROM cats)
+            )
+            SELECT premises_id, permit_pk, permit_no, category, active, issued, expires,
+                   CASE WHEN active THEN NULL
+                        WHEN status = 'active' THEN 'permit_expired'
+                        ELSE 'permit_' || status END AS unit_flag
+            FROM perm a
+            WHERE a.active OR NOT EXISTS (SELECT 1 FROM perm b WHERE b.premises_id = a.premises_id
+                                          AND b.category = a.category AND b.active)
+            UNION ALL
+            SELECT p.id, NULL, NULL, oc.cat, false, NULL, NULL, 'no_permit'
+            FROM premises p JOIN prem ON prem.id = p.id
+            CROSS JOIN LATERAL unnest(p.categories) AS oc(cat)
+            WHERE oc.cat IN (SELECT category FROM cats)
+              AND NOT EXISTS (SELECT 1 FROM permits q WHERE q.premises_id = p.id AND q.category = oc.cat)
+            """
+        ),
+        {"on": on},
+    )
+    session.execute(text("CREATE INDEX ON scan_units (premises_id)"))
+    session.execute(text("ANALYZE scan_units"))
+
+
+def _like(district: str | None) -> str | None:
+    if district is None:
+        return None
+    if district.endswith("0000"):
+        return district[:2] + "%"
+    if district.endswith("00"):
+        return district[:4] + "%"
+    return district
+
+
+def _pair(session: Session, *, district: str | None) -> tuple[float, int]:
+    """Candidate premises × campus pairs with their exact geodesic distances; returns (bound, pairs)."""
+    limits = session.execute(
+        text(
+            """
+            SELECT (SELECT coalesce(max(distance_m), 0) FROM scan_rules),
+                   (SELECT coalesce(max(acc), 0) FROM scan_campus),
+                   (SELECT coalesce(max(radius) FILTER (WHERE point_only), 0) FROM scan_campus)
+            """
+        )
+    ).one()
+    d_max, school_acc, radius = (float(v) for v in limits)
+    bound1 = d_max + _PASS1_SITE_ACCURACY_M + school_acc + radius
+    session.execute(text("DROP TABLE IF EXISTS scan_pairs"))
+    session.execute(
+        text(
+            """
+            CREATE TEMP TABLE scan_pairs (premises_id bigint, campus_id bigint, adcode text, site_acc float8,
+                protection float8, a_bl float8, a_bf float8, a_gl float8, a_gf float8) ON COMMIT DROP
+            """
+        )
+    )
+    params = {
+        "bound1": bound1,
+        "ky": _SAFETY / _M_PER_DEG_LAT_MIN,
+        "acc1": _PASS1_SITE_ACCURACY_M,
+        "d_max": d_max,
+        "school_acc": school_acc,
+        "radius": radius,
+        "safety": _SAFETY,
+        "m_lon": _M_PER_DEG_LON_EQ,
+        "m_lat": _M_PER_DEG_LAT_MIN,
+        "district": district,
+        "district_like": _like(district),
+        "abs_m": _APPROX_ABS_M,
+        "rel": _APPROX_REL,
+    }
+    # pass 1: each campus probes the premises index with its box grown by the safe bound; candidates get
+    # an approximate distance in the campus's scaled plane (exact geodesic distances come in the judging)
+    session.execute(
+        text(
+            """
+            INSERT INTO scan_pairs
+            SELECT m.premises_id, m.campus_id, m.adcode, m.site_acc, m.protection, m.a_bl, NULL,
+                   ST_Distance(m.gates_s, m.ps) * m.mlat, NULL
+            FROM (
+                SELECT p.id AS premises_id, c.campus_id, coalesce(p.district_adcode, '') AS adcode,
+                       coalesce(p.accuracy_m, 0) AS site_acc, p.protection_distance_m AS protection,
+                       c.gates_s, c.mlat, ST_Scale(p.geom, c.k, 1) AS ps,
+                       ST_Distance(c.gs, ST_Scale(p.geom, c.k, 1)) * c.mlat AS a_bl
+                FROM scan_campus c
+                JOIN premises p ON p.geom && ST_Expand(c.geom, :bound1 * c.kx, :bound1 * :ky)
+                WHERE p.footprint IS NULL AND coalesce(p.accuracy_m, 0) <= :acc1
+                  AND coalesce(p.protection_distance_m, 0) <= :d_max
+                  AND (CAST(:district AS text) IS NULL OR p.district_adcode LIKE CAST(:district_like AS text))
+                OFFSET 0
+            ) m
+            WHERE m.a_bl <= :bound1 + :abs_m + :rel * m.a_bl
+            """
+        ),
+        params,
+    )
+    # pass 2: footprints, large protection distances, poor positions: each probes the campus index
+    session.execute(text("DROP TABLE IF EXISTS scan_p2"))
+    session.execute(
+        text(
+            """
+            CREATE TEMP TABLE scan_p2 ON COMMIT DROP AS
+            SELECT b.*, ST_Expand(ST_Envelope(b.shape),
+                       b.bound * :safety / (:m_lon * cos(radians(least(89.0, greatest(abs(ST_YMin(b.shape)),
+                           abs(ST_YMax(b.shape))) + b.bound / :m_lat + 0.05)))),
+                       b.bound * :ky) AS box
+            FROM (SELECT p.id, p.geom, p.footprint, coalesce(p.district_adcode, '') AS adcode,
+                         coalesce(p.accuracy_m, 0) AS site_acc, p.protection_distance_m AS protection,
+                         coalesce(p.footprint, p.geom) AS shape,
+                         greatest(:d_max, coalesce(p.protection_distance_m, 0))
+                           + coalesce(p.accuracy_m, 0) + :school_acc + :radius AS bound
+                  FROM premises p
+                  WHERE (p.footprint IS NOT NULL OR coalesce(p.accuracy_m, 0) > :acc1
+                         OR coalesce(p.protection_distance_m, 0) > :d_max)
+                    AND (CAST(:district AS text) IS NULL OR p.district_adcode LIKE CAST(:district_like AS text))) b
+            """
+        ),
+        params,
+    )
+    session.execute(text("ANALYZE scan_p2"))
+    session.execute(
+        text(
+            """
+            INSERT INTO scan_pairs
+            SELECT m.premises_id, m.campus_id, m.adcode, m.site_acc, m.protection, m.a_bl, m.a_bf,
+                   ST_Distance(m.gates_s, ST_Scale(m.pgeom, m.k, 1)) * m.mlat,
+                   ST_Distance(m.gates_s, ST_Scale(m.footprint, m.k, 1)) * m.mlat
+            FROM (
+                SELECT q.id AS premises_id, c.campus_id, q.adcode, q.site_acc, q.protection, q.bound, c.gates_s,
+                       c.k, c.mlat, q.geom AS pgeom, q.footprint,
+                       ST_Distance(c.gs, ST_Scale(q.geom, c.k, 1)) * c.mlat AS a_bl,
+                       ST_Distance(c.gs, ST_Scale(q.footprint, c.k, 1)) * c.mlat AS a_bf
+                FROM scan_p2 q
+                JOIN scan_campus c ON c.geom && q.box
+                OFFSET 0
+            ) m
+            WHERE least(m.a_bl, coalesce(m.a_bf, m.a_bl))
+                  <= m.bound + :abs_m + :rel * least(m.a_bl, coalesce(m.a_bf, m.a_bl))
+            """
+        ),
+        params,
+    )
+    n = session.execute(text("SELECT count(*) FROM scan_pairs")).scalar_one()
+    session.execute(text("ANALYZE scan_pairs"))
+    return bound1, int(n)
+
+
+# the nearest point of geometry A to geometry B, found in a plane scaled locally so that a degree of
+# longitude and of latitude have the same length at latitude :lat (WGS84: k = cos φ (1 − e² sin² φ) / (1 − e²))
+_JUDGE = """
+INSERT INTO findings (scan_id, premises_id, permit_id, permit_no, premises_name, rule_id, category, status,
+                      due_date, school_id, school_name, campus_id, distance_m, limit_m, u_m, margin_m, method,
+                      district_adcode, lead_department, cooperating_departments, flags, geom, from_geom, to_geom)
+SELECT :scan_id, y.premises_id, y.permit_pk, y.permit_no, p.name, y.rule_id, y.category, y.status,
+       CASE WHEN y.status = 'nonconforming' AND y.existing = 'not_renewed' THEN y.expires END,
+       y.school_id, y.school_name, y.campus_id, y.d, y.lim, y.u, y.d - y.lim, y.method,
+       nullif(y.adcode, ''), y.lead, y.coop, y.flags, p.geom,
+       ST_Scale(ST_ClosestPoint(ST_Scale(y.src, y.k, 1), ST_Scale(y.dst, y.k, 1)), 1 / y.k, 1),
+       CASE WHEN GeometryType(y.dst) = 'POINT' THEN y.dst
+            ELSE ST_Scale(ST_ClosestPoint(ST_Scale(y.dst, y.k, 1), ST_Scale(y.src, y.k, 1)), 1 / y.k, 1) END
+FROM (
+    SELECT x.*,
+           CASE WHEN x.outcome = 'review' THEN 'review'
+                WHEN NOT x.active THEN 'unlicensed'
+                WHEN x.issued IS NULL THEN 'review'
+                WHEN x.issued >= greatest(x.effective_from, x.opened) THEN
+                     CASE WHEN x.applies_new THEN 'violation' END
+                WHEN x.existing = 'prohibited' THEN 'violation'
+                ELSE 'nonconforming' END AS status,
+           cos(radians(ST_Y(x.pgeom))) * (1 - 0.00669437999014 * sin(radians(ST_Y(x.pgeom))) ^ 2)
+               / (1 - 0.00669437999014) AS k,
+           CASE WHEN x.method = 'gates' THEN x.gates_geom ELSE x.cgeom END AS src,
+           CASE WHEN x.measure_to = 'footprint' AND x.footprint IS NOT NULL THEN x.footprint ELSE x.pgeom END AS dst
+    FROM (
+        SELECT w.*,
+               CASE WHEN w.d > w.lim + w.u + w.rad THEN 'allowed'
+                    WHEN NOT w.under AND w.d <= w.lim - w.u THEN 'prohibited'
+                    ELSE 'review' END AS outcome
+        FROM (
+            SELECT v.*,
+                   CASE WHEN v.method = 'gates' THEN ST_Distance(v.gates, v.target::geography)
+                        ELSE ST_Distance(v.geog, v.target::geography) END AS d
+            FROM (
+                SELECT pr.premises_id, pr.campus_id, pr.adcode, un.permit_pk, un.permit_no, un.active,
+                       un.issued, un.expires, r.rule_id, r.category, r.applies_new, r.existing,
+                       r.effective_from, r.lead, r.coop, r.measure_to, c.school_id, c.school_name, c.opened,
+                       c.geom AS cgeom, c.gates_geom, c.geog, c.gates, p.geom AS pgeom, p.footprint,
+                       CASE WHEN r.measure_to = 'footprint' AND p.footprint IS NOT NULL THEN p.footprint
+                            ELSE p.geom END AS target,
+                       CASE WHEN r.measure_from = 'gates' AND c.gates IS NOT NULL THEN
+                                 CASE WHEN r.measure_to = 'footprint' AND pr.a_gf IS NOT NULL THEN pr.a_gf
+                                      ELSE pr.a_gl END
+                            WHEN r.measure_to = 'footprint' AND pr.a_bf IS NOT NULL THEN pr.a_bf
+                            ELSE pr.a_bl END AS da,
+                       CASE WHEN r.measure_from = 'gates' AND c.gates IS NOT NULL THEN 'gates' ELSE 'boundary' END
+                           AS method,
+                       coalesce(r.distance_m, pr.protection) AS lim,
+                       pr.site_acc + c.acc AS u,
+                       CASE WHEN c.point_only THEN c.radius ELSE 0 END AS rad,
+                       ((r.measure_from = 'gates' AND c.gates IS NULL) OR r.metric = 'walking') AS under,
+                       array_remove(ARRAY[
+                           CASE WHEN r.juris_unknown THEN 'jurisdiction_unknown' END,
+                           CASE WHEN r.measure_from = 'gates' AND c.gates IS NULL THEN 'gate_unknown' END,
+                           CASE WHEN r.metric = 'walking' THEN 'network_unavailable' END,
+                           CASE WHEN c.point_only THEN 'school_point_only' END,
+                           CASE WHEN cardinality(c.levels) = 0 THEN 'level_unknown' END,
+                           un.unit_flag,
+                           CASE WHEN un.active AND un.issued IS NULL THEN 'issue_date_unknown' END
+                       ], NULL) AS flags
+                FROM scan_pairs pr
+                JOIN scan_units un ON un.premises_id = pr.premises_id
+                JOIN scan_rules r ON r.category = un.category AND r.adcode = pr.adcode
+                JOIN scan_campus c ON c.campus_id = pr.campus_id
+                JOIN premises p ON p.id = pr.premises_id
+                WHERE (cardinality(c.levels) = 0 OR c.levels && r.levels)
+                  AND coalesce(r.distance_m, pr.protection) IS NOT NULL
+            ) v
+            -- certainly outside (the approximation's error is far below this margin): no exact distance
+            WHERE v.da <= v.lim + v.u + v.rad + :abs_m + :rel * v.da
+            OFFSET 0
+        ) w
+    ) x
+    WHERE x.outcome <> 'allowed'
+) y
+JOIN premises p ON p.id = y.premises_id
+WHERE y.status IS NOT NULL
+"""
+
+
+def run_scan(session: Session, scan_id: int, rules: Sequence[ScanRule], *, settings: ScanSettings,
+             district: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Judge every premises (of ``district``, or all) and store the findings of scan ``scan_id``.
+
+    Returns the scan's counts: by status, by category, by status × category, pairs measured, the search
+    bound and the seconds each step took.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    _load_rules(session, rules)
+    _load_campuses(session, settings)
+    timings["prepare_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    bound, pairs = _pair(session, district=district)
+    timings["pairs_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    _load_units(session, on=settings.on)
+    session.execute(text(_JUDGE), {"scan_id": scan_id, "abs_m": _APPROX_ABS_M, "rel": _APPROX_REL})
+    timings["judge_s"] = time.perf_counter() - t2
+    counts = _counts(session, scan_id)
+    counts.update(pairs=pairs, bound_m=round(bound, 3), timings={k: round(v, 3) for k, v in timings.items()})
+    return counts
+
+
+def _counts(session: Session, scan_id: int) -> dict[str, Any]:
+    rows = session.execute(
+        select(Finding.status, Finding.category, func.count())
+        .where(Finding.scan_id == scan_id)
+        .group_by(Finding.status, Finding.category)
+    ).all()
+    by_status: dict[str, int] = {}
+    by_category: dict[str, int] = {}
+    table: dict[str, dict[str, int]] = {}
+    for status, category, n in rows:
+        by_status[status] = by_status.get(status, 0) + n
+        by_category[category] = by_category.get(category, 0) + n
+        table.setdefault(status, {})[category] = n
+    return {"total": sum(by_status.values()), "by_status": by_status, "by_category": by_category, "table": table}
+
+
+def previous_scan_id(session: Session, scan_id: int) -> int | None:
+    """The latest finished scan before ``scan_id`` over the same district."""
+    scan = _scan(session, scan_id)
+    stmt = (
+        select(Scan.id)
+        .where(Scan.id < scan_id, Scan.status == "done", Scan.district.is_not_distinct_from(scan.district))
+        .order_by(Scan.id.desc())
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def finish_scan(session: Session, scan_id: int, counts: dict[str, Any]) -> dict[str, Any]:
+    """Mark the scan done, warn the schools of findings new since the previous scan; returns the counts."""
+    prev = previous_scan_id(session, scan_id)
+    result = session.execute(
+        text(
+            """
+            INSERT INTO school_warnings (school_id, scan_id, finding_id, finding_key)
+            SELECT n.school_id, n.scan_id, n.id,
+                   n.premises_id || ':' || coalesce(n.permit_id::text, '-') || ':' || n.rule_id || ':' || n.campus_id
+            FROM findings n
+            WHERE n.scan_id = :scan
+              AND NOT EXISTS (SELECT 1 FROM findings o
+                              WHERE o.scan_id = :prev AND o.premises_id = n.premises_id
+                                AND o.permit_id IS NOT DISTINCT FROM n.permit_id
+                                AND o.rule_id = n.rule_id AND o.campus_id = n.campus_id)
+            """
+        ),
+        {"scan": scan_id, "prev": prev if prev is not None else -1},
+    )
+    counts = dict(counts, warnings=result.rowcount, previous_scan=prev)
+    session.execute(
+        update(Scan).where(Scan.id == scan_id).values(status="done", finished_at=func.clock_timestamp(), counts=counts)
+    )
+    session.flush()
+    return counts
+
+
+def _scan(session: Session, scan_id: int) -> Scan:
+    scan = session.get(Scan, scan_id)
+    if scan is None:
+        msg = f"no scan with id {scan_id}"
+        raise NotFound(msg, field="id", value=scan_id, message_zh=f"未找到排查 {scan_id}")
+    return scan
+
+
+def get_scan(session: Session, scan_id: int) -> dict[str, Any]:
+    scan = _scan(session, scan_id)
+    return {
+        "id": scan.id,
+        "status": scan.status,
+        "started_at": scan.started_at.isoformat(),
+        "finished_at": scan.finished_at.isoformat() if scan.finished_at else None,
+        "scan_date": scan.scan_date.isoformat(),
+        "district": scan.district,
+        "pack_version": scan.pack_version,
+        "counts": scan.counts,
+        "actor": scan.actor,
+        "job_id": str(scan.job_id) if scan.job_id else None,
+        "previous_scan": previous_scan_id(session, scan.id),
+    }
+
+
+def latest_scan_id(session: Session) -> int:
+    scan_id = session.scalar(select(Scan.id).where(Scan.status == "done").order_by(Scan.id.desc()).limit(1))
+    if scan_id is None:
+        msg = "no scan has been run yet: run `safezone scan` or POST /v1/scans"
+        raise NotFound(msg, field="scan", message_zh="尚未进行排查：请运行 `safezone scan` 或 POST /v1/scans")
+    return scan_id
+
+
+def _finding_dict(f: Finding, geo: tuple[str, str, str]) -> dict[str, Any]:
+    site, src, dst = (json.loads(g) for g in geo)
+    return {
+        "id": f.id,
+        "geometry": site,
+        "properties": {
+            "scan_id": f.scan_id,
+            "premises_id": f.premises_id,
+            "premises_name": f.premises_name,
+            "permit_id": f.permit_id,
+            "permit_no": f.permit_no,
+            "rule_id": f.rule_id,
+            "category": f.category,
+            "status": f.status,
+            "due_date": f.due_date.isoformat() if f.due_date else None,
+            "school_id": f.school_id,
+            "school_name": f.school_name,
+            "campus_id": f.campus_id,
+            "distance_m": round(f.distance_m, 3),
+            "limit_m": f.limit_m,
+            "u_m": f.u_m,
+            "margin_m": round(f.margin_m, 3),
+            "method": f.method,
+            "district": f.district_adcode,
+            "lead_department": f.lead_department,
+            "cooperating_departments": list(f.cooperating_departments or []),
+            "flags": list(f.flags or []),
+            "from": src["coordinates"],
+            "to": dst["coordinates"],
+        },
+    }
+
+
+def _geo_cols() -> tuple[Any, Any, Any]:
+    return (
+        func.ST_AsGeoJSON(Finding.geom, 9),
+        func.ST_AsGeoJSON(Finding.from_geom, 9),
+        func.ST_AsGeoJSON(Finding.to_geom, 9),
+    )
+
+
+def list_findings(
+    session: Session,
+    *,
+    scan_id: int | None = None,
+    status: str | None = None,
+    category: str | None = None,
+    rule: str | None = None,
+    district: str | None = None,
+    school: int | None = None,
+    department: str | None = None,
+    after: int | None = None,
+    limit: int = 100,
+) -> tuple[int, Page]:
+    """Findings of a scan (the latest by default), filtered, in id order; returns (scan id, page)."""
+    scan_id = latest_scan_id(session) if scan_id is None else _scan(session, scan_id).id
+    conds: list[ColumnElement[bool]] = [Finding.scan_id == scan_id]
+    if status:
+        conds.append(Finding.status == status)
+    if category:
+        conds.append(Finding.category == category)
+    if rule:
+        conds.append(Finding.rule_id == rule)
+    if district:
+        conds.append(district_filter(Finding.district_adcode, district))
+    if school is not None:
+        conds.append(Finding.school_id == school)
+    if department:
+        conds.append((Finding.lead_department == department) | Finding.cooperating_departments.any(department))
+    if after is not None:
+        conds.append(Finding.id > after)
+    rows = session.execute(select(Finding, *_geo_cols()).where(*conds).order_by(Finding.id).limit(limit + 1)).all()
+    more = len(rows) > limit
+    feats = [_finding_dict(r[0], (r[1], r[2], r[3])) for r in rows[:limit]]
+    return scan_id, Page(feats, feats[-1]["id"] if more and feats else None)
+
+
+def scan_diff(session: Session, scan_id: int) -> dict[str, Any]:
+    """Findings that appeared in ``scan_id`` and disappeared since the previous scan (same key)."""
+    _scan(session, scan_id)
+    prev = previous_scan_id(session, scan_id)
+    out: dict[str, Any] = {"scan_id": scan_id, "previous_scan": prev}
+    for name, new, old in (("appeared", scan_id, prev), ("disappeared", prev, scan_id)):
+        if new is None:
+            out[name] = []
+            continue
+        ids = session.scalars(
+            text(
+                """
+                SELECT n.id FROM findings n
+                WHERE n.scan_id = :new
+                  AND NOT EXISTS (SELECT 1 FROM findings o
+                                  WHERE o.scan_id = :old AND o.premises_id = n.premises_id
+                                    AND o.permit_id IS NOT DISTINCT FROM n.permit_id
+                                    AND o.rule_id = n.rule_id AND o.campus_id = n.campus_id)
+                ORDER BY n.id
+                """
+            ),
+            {"new": new, "old": old if old is not None else -1},
+        ).all()
+        rows = session.execute(select(Finding, *_geo_cols()).where(Finding.id.in_(ids)).order_by(Finding.id)).all()
+        out[name] = [_finding_dict(r[0], (r[1], r[2], r[3])) for r in rows]
+    out["counts"] = {"appeared": len(out["appeared"]), "disappeared": len(out["disappeared"])}
+    return out
+
+
+def school_warnings(session: Session, school_id: int) -> list[dict[str, Any]]:
+    """The warnings sent to a school, newest first, with the finding each is about."""
+    rows = session.execute(
+        select(SchoolWarning, Finding, *_geo_cols())
+        .outerjoin(Finding, Finding.id == SchoolWarning.finding_id)
+        .where(SchoolWarning.school_id == school_id)
+        .order_by(SchoolWarning.id.desc())
+    ).all()
+    out = []
+    for w, f, *geo in rows:
+        item = {
+            "id": w.id,
+            "school_id": w.school_id,
+            "scan_id": w.scan_id,
+            "finding_key": w.finding_key,
+            "created_at": w.created_at.isoformat(),
+            "acknowledged_at": w.acknowledged_at.isoformat() if w.acknowledged_at else None,
+            "finding": _finding_dict(f, tuple(geo)) if f is not None else None,  # type: ignore[arg-type]
+        }
+        out.append(item)
+    return out

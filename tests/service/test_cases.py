@@ -1,0 +1,263 @@
+"""The risk ledger on real PostGIS with an injected clock: scans → cases, the loop and its refusals,
+department isolation, deadlines across a holiday, escalation, reopening after a failing rescan."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from service import ledger
+from service.scanning import run_scan
+from service.settings import Settings
+from storage.models import Case, CaseFinding, Job, Premises
+from tests.factories import add_premises, add_school, offset, square
+
+PROBLEM = "application/problem+json"
+BJ = dt.timezone(dt.timedelta(hours=8))
+LON, LAT = 118.7800, 32.0400  # central Nanjing (no district loaded: the national pack applies)
+
+
+def at(y: int, m: int, d: int, h: int = 10) -> dt.datetime:
+    return dt.datetime(y, m, d, h, tzinfo=BJ)
+
+
+class Clock:
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(client) -> Clock:  # noqa: ANN001
+    c = Clock(at(2025, 9, 30))
+    client.app.state.clock = c
+    return c
+
+
+def _tobacco_shop_near_a_gate(session, *, issued: dt.date = dt.date(2024, 3, 1), expires=None):  # noqa: ANN001, ANN202
+    gate = offset(LON, LAT, east_m=60)
+    school = add_school(session, name="石鼓路小学", outline=square(LON, LAT, 120), gates=[gate])
+    shop_lon, shop_lat = offset(*gate, north_m=-25)
+    shop = add_premises(
+        session, name="便民烟酒店", lon=shop_lon, lat=shop_lat, categories=["tobacco"],
+        permits=[{"category": "tobacco", "issued": issued, "expires": expires, "status": "active"}],
+    )  # fmt: skip
+    session.commit()
+    return school, shop
+
+
+def _scan_to_cases(session_factory, client, now: dt.datetime) -> dict:  # noqa: ANN001
+    scan = run_scan(session_factory, client.app.state.rules, on=now.date())
+    return ledger.cases_from_scan(session_factory, scan_id=scan["scan_id"], now=now)
+
+
+def _move(client, case_id: int, to: str, headers: dict, reason: str | None = None):  # noqa: ANN001, ANN202
+    return client.post(f"/v1/cases/{case_id}/transitions", json={"to": to, "reason": reason}, headers=headers)
+
+
+def test_scan_findings_open_one_case_per_premises_and_rule(client, session, session_factory, auth, clock) -> None:  # noqa: ANN001
+    school, shop = _tobacco_shop_near_a_gate(session)
+    first = _scan_to_cases(session_factory, client, clock.now)
+    assert first["created"] == 1
+    second = _scan_to_cases(session_factory, client, clock.now + dt.timedelta(days=1))
+    assert (second["created"], second["added"]) == (0, 1)
+
+    r = client.get("/v1/cases", params={"premises_id": shop.id}, headers=auth("tobacco"))
+    assert r.status_code == 200
+    [case] = r.json()["features"]
+    p = case["properties"]
+    assert (p["state"], p["rule_id"], p["school_id"], p["finding_status"]) == (
+        "warning",
+        "tobacco",
+        school.id,
+        "violation",
+    )
+    assert (p["lead_department"], p["cooperating_departments"]) == ("tobacco", ["market_supervision"])
+    assert (p["deadline"], p["deadline_source"]) == ("2025-10-30", "calendar")  # 30 calendar days for tobacco
+    links = session.scalars(select(CaseFinding.scan_id).where(CaseFinding.case_id == case["id"])).all()
+    assert len(set(links)) == 2  # both scans' findings stand behind the one case
+
+
+def test_nonconforming_premises_comes_due_at_its_permit_expiry(client, session, session_factory, auth, clock) -> None:  # noqa: ANN001
+    _, shop = _tobacco_shop_near_a_gate(session, issued=dt.date(2019, 5, 1), expires=dt.date(2026, 4, 30))
+    _scan_to_cases(session_factory, client, clock.now)
+    [case] = client.get("/v1/cases", params={"premises_id": shop.id}, headers=auth()).json()["features"]
+    assert case["properties"]["finding_status"] == "nonconforming"
+    assert (case["properties"]["deadline"], case["properties"]["deadline_source"]) == ("2026-04-30", "due_date")
+
+
+def test_full_loop_refusals_and_acceptance_by_another_person(client, session, session_factory, auth, clock) -> None:  # noqa: ANN001
+    _, shop = _tobacco_shop_near_a_gate(session)
+    _scan_to_cases(session_factory, client, clock.now)
+    case_id = session.scalar(select(Case.id).where(Case.premises_id == shop.id))
+    officer = auth("tobacco", name="烟草-周")
+    colleague = auth("market_supervision", name="市监-吴")
+
+    r = _move(client, case_id, "closed", officer)
+    assert r.status_code == 409
+    assert r.headers["content-type"] == PROBLEM
+    assert r.json()["allowed"] == ["inspection", "dismissed"]
+
+    for state in ("inspection", "registered", "assessed", "reported", "monitored", "remediation", "acceptance"):
+        r = _move(client, case_id, state, officer, reason=f"进入{state}")
+        assert r.status_code == 200, r.text
+        assert r.json()["properties"]["state"] == state
+    r = _move(client, case_id, "closed", officer)
+    assert r.status_code == 403
+    assert "someone other" in r.json()["detail"]
+    r = _move(client, case_id, "closed", colleague, reason="复查已整改")
+    assert r.status_code == 200
+    assert r.json()["properties"]["state"] == "closed"
+
+    case = client.get(f"/v1/cases/{case_id}", headers=auth()).json()["properties"]
+    moves = [(e["from"], e["to"], e["actor"]) for e in case["events"] if e["kind"] == "transition"]
+    assert moves[-2:] == [("remediation", "acceptance", "烟草-周"), ("acceptance", "closed", "市监-吴")]
+    assert case["events"][-1]["reason"] == "复查已整改"
+    assert case["remediation_by"] == "烟草-周"
+
+    r = _move(client, case_id, "reopened", officer, reason="x")  # tobacco may not reopen by hand
+    assert r.status_code == 403
+    r = _move(client, case_id, "bogus", auth())
+    assert r.status_code == 422
+
+
+def test_closed_case_reopens_when_the_next_scan_still_finds_the_premises(
+    client, session, session_factory, clock
+) -> None:  # noqa: ANN001
+    _, shop = _tobacco_shop_near_a_gate(session)
+    _scan_to_cases(session_factory, client, clock.now)
+    case_id = session.scalar(select(Case.id).where(Case.premises_id == shop.id))
+    officer, other = ledger.store.Actor("甲", "tobacco"), ledger.store.Actor("乙", "tobacco")
+    with session_factory() as s:
+        for state in ("inspection", "registered", "assessed", "reported", "remediation", "acceptance"):
+            ledger.store.transition(s, case_id, state, department="tobacco", who=officer, now=clock.now)
+        ledger.store.transition(s, case_id, "closed", department="tobacco", who=other, now=clock.now)
+        s.commit()
+    result = _scan_to_cases(session_factory, client, at(2025, 11, 3))
+    assert (result["reopened"], result["created"]) == (1, 0)
+    session.expire_all()
+    case = session.get(Case, case_id)
+    assert case.state == "reopened"
+    assert case.closed_at is None
+    assert case.deadline == dt.date(2025, 12, 3)  # a fresh tobacco deadline from the reopening day
+
+
+def test_department_isolation(client, session, session_factory, auth, clock) -> None:  # noqa: ANN001
+    _, shop = _tobacco_shop_near_a_gate(session)
+    _scan_to_cases(session_factory, client, clock.now)
+    case_id = session.scalar(select(Case.id).where(Case.premises_id == shop.id))
+    culture = auth("culture_tourism", name="文旅")
+    assert client.get(f"/v1/cases/{case_id}", headers=culture).status_code == 404
+    assert _move(client, case_id, "inspection", culture).status_code == 404
+    assert client.patch(f"/v1/cases/{case_id}", json={"measures": "x"}, headers=culture).status_code == 404
+    assert client.get("/v1/cases", headers=culture).json()["numberMatched"] == 0
+    # the cooperating department sees and moves it; a token's department wins over its role
+    assert client.get(f"/v1/cases/{case_id}", headers=auth("market_supervision")).status_code == 200
+    assert client.get(f"/v1/cases/{case_id}", headers=auth("urban_management", department="tobacco")).status_code == 200
+    assert client.get("/v1/cases", headers=auth("viewer")).status_code == 403
+
+
+def test_five_fixes_are_recorded(client, session, session_factory, auth, clock) -> None:  # noqa: ANN001
+    _, shop = _tobacco_shop_near_a_gate(session)
+    _scan_to_cases(session_factory, client, clock.now)
+    case_id = session.scalar(select(Case.id).where(Case.premises_id == shop.id))
+    plan = {"responsible_department": "tobacco", "responsible_person": "周科长", "measures": "责令停止销售并迁址",
+            "funds_yuan": 5000, "deadline": "2025-10-20", "plan": "十日内迁出学校周边50米"}  # fmt: skip
+    r = client.patch(f"/v1/cases/{case_id}", json=plan, headers=auth("tobacco", name="周"))
+    assert r.status_code == 200, r.text
+    p = r.json()["properties"]
+    assert (p["responsible_person"], p["funds_yuan"], p["deadline"], p["deadline_source"]) == (
+        "周科长",
+        5000,
+        "2025-10-20",
+        "manual",
+    )
+    events = client.get(f"/v1/cases/{case_id}", headers=auth()).json()["properties"]["events"]
+    assert events[-1]["kind"] == "plan" and events[-1]["actor"] == "周"
+    assert events[-1]["details"]["deadline"] == {"from": "2025-10-30", "to": "2025-10-20"}
+    assert client.patch(f"/v1/cases/{case_id}", json={"funds_yuan": -1}, headers=auth()).status_code == 422
+
+
+def test_field_report_enters_at_inspection_with_a_working_day_deadline_and_escalates(
+    client,
+    session,
+    session_factory,
+    auth,
+    clock,  # noqa: ANN001
+) -> None:
+    gcj_lon, gcj_lat = 118.7905, 32.0452
+    r = client.post(
+        "/v1/field-reports",
+        json={"lon": gcj_lon, "lat": gcj_lat, "crs": "gcj02", "category": "food_stall", "note": "校门口流动摊点",
+              "photos": ["oss://patrol/0930-1.jpg"], "name": "烤肠摊"},
+        headers=auth("urban_management", name="城管-孙"),
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    case = r.json()
+    p = case["properties"]
+    assert (p["state"], p["source"], p["category"], p["finding_status"]) == (
+        "inspection",
+        "field_report",
+        "food_stall",
+        "unlicensed",
+    )
+    # 5 working days from Tuesday 30 September 2025 skip the National Day week (1-8 Oct) and count Sat 11 Oct
+    assert (p["deadline"], p["deadline_source"]) == ("2025-10-14", "working")
+    assert p["details"]["photos"] == ["oss://patrol/0930-1.jpg"]
+    premises = session.get(Premises, p["premises_id"])
+    assert (premises.source, premises.categories, premises.permits) == ("patrol", ["food_stall"], [])
+    lon, lat = case["geometry"]["coordinates"]
+    assert abs(lon - gcj_lon) > 0.003  # converted from GCJ-02 to WGS84 on entry (about 500 m in Nanjing)
+
+    settings = Settings(webhook_url="http://127.0.0.1:9/hook", webhook_secret="a-long-test-secret-0123456789")
+    assert ledger.tick(session_factory, now=at(2025, 10, 14, 23), settings=settings)["overdue"] == []
+    assert client.get("/v1/cases", params={"overdue": "true"}, headers=auth()).json()["numberMatched"] == 0
+    result = ledger.tick(session_factory, now=at(2025, 10, 15, 0), settings=settings)
+    assert result["overdue"] == [case["id"]]
+    [job_id] = result["webhook_jobs"]
+    event = session.get(Job, job_id).params["event"]
+    assert (event["type"], event["case"]["id"], event["case"]["deadline"]) == ("case.overdue", case["id"], "2025-10-14")
+    assert ledger.tick(session_factory, now=at(2025, 10, 16), settings=settings)["overdue"] == []  # once only
+    clock.now = at(2025, 10, 16)
+    listed = client.get("/v1/cases", params={"overdue": "true"}, headers=auth("urban_management")).json()
+    assert [f["id"] for f in listed["features"]] == [case["id"]]
+    assert listed["features"][0]["properties"]["overdue"] is True
+    events = client.get(f"/v1/cases/{case['id']}", headers=auth()).json()["properties"]["events"]
+    assert events[-1]["kind"] == "escalation" and "1 day(s) past" in events[-1]["reason"]
+
+
+def test_report_page_and_field_report_permissions(client, auth) -> None:  # noqa: ANN001
+    token_headers = auth("public_security")
+    r = client.get("/report", headers=token_headers)
+    assert r.status_code == 200
+    assert 'name="viewport"' in r.text and "/v1/field-reports" in r.text and 'value="gcj02"' in r.text
+    assert client.get("/report").status_code == 401
+    assert client.get("/report", headers=auth("tobacco")).status_code == 403
+    body = {"lon": 118.78, "lat": 32.04, "category": "bar"}
+    r = client.post("/v1/field-reports", json=body, headers=auth("urban_management"))
+    assert r.status_code == 422 and r.json()["field"] == "crs"
+
+
+def test_staffing_and_access_control_shortfalls_become_cases(client, session, session_factory, auth, clock) -> None:  # noqa: ANN001
+    guilin = (110.2906, 25.2736)
+    add_school(session, name="漓江小学", outline=square(*guilin, 100), district="450302", students=1500, staff=60,
+               guards=2)  # fmt: skip
+    add_school(session, name="象山幼儿园", outline=square(guilin[0] + 0.01, guilin[1], 60), district="450302",
+               levels=["kindergarten"], students=90, staff=9, guards=1, access_control=None)  # fmt: skip
+    add_school(session, name="桂花小学", outline=square(guilin[0] + 0.02, guilin[1], 80), district="450302",
+               students=1499, staff=60, guards=2)  # fmt: skip
+    session.commit()
+    result = ledger.staffing_cases(session_factory, client.app.state.rules, now=clock.now, district="450302")
+    assert len(result["created"]) == 2
+    again = ledger.staffing_cases(session_factory, client.app.state.rules, now=clock.now, district="450302")
+    assert again["created"] == []
+    feats = client.get("/v1/cases", params={"district": "450302"}, headers=auth("education")).json()["features"]
+    got = sorted((f["properties"]["category"], f["properties"]["title"]) for f in feats)
+    assert got == [
+        ("access_control", "象山幼儿园 · 幼儿园未建门禁/接送卡制度（要求 1，在册 0）"),
+        ("staffing", "漓江小学 · 安保人员不足（要求 3，在册 2）"),
+    ]
