@@ -34,6 +34,7 @@ from pyproj import Transformer
 from geo.coords import from_wgs84
 from geo.errors import InvalidInput
 from geo.uscc import make_uscc
+from geo.vocabulary import CATEGORIES
 
 __all__ = ["CATEGORIES", "LEVELS", "DemoCity", "generate_city", "write_demo_files"]
 
@@ -52,18 +53,6 @@ _NO_DAY = -(10**6)
 GEOPACKAGE_ABOVE = 100_000
 """Layers with more rows than this are written as GeoPackage instead of GeoJSON."""
 
-CATEGORIES = (
-    "internet_cafe",
-    "entertainment",
-    "bar",
-    "lottery",
-    "tobacco",
-    "alcohol",
-    "food_stall",
-    "polluter",
-    "hazardous",
-    "other",
-)
 LEVELS = (
     "kindergarten",
     "primary",

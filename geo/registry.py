@@ -45,28 +45,14 @@ from geo.coords import check_lonlat, geometry_to_wgs84, parse_crs, to_wgs84
 from geo.errors import CoordinateError, InvalidInput, MappingError, SafezoneError
 from geo.levels import LEVELS
 from geo.uscc import validate_uscc
+from geo.vocabulary import CATEGORIES
 
 T = TypeVar("T")
 
-#: The canonical business categories (DESIGN.md, "Business categories").
-CATEGORIES: tuple[str, ...] = (
-    "internet_cafe",
-    "entertainment",
-    "bar",
-    "lottery",
-    "tobacco",
-    "alcohol",
-    "food_stall",
-    "polluter",
-    "hazardous",
-    "other",
-)
 #: Permit statuses.
 STATUSES: tuple[str, ...] = ("active", "expired", "revoked", "suspended")
 
-DEFAULT_PERMIT_MAPPING = (
-    Path(__file__).resolve().parent.parent / "data" / "mappings" / "permit_categories.yaml"
-)
+DEFAULT_PERMIT_MAPPING = Path(__file__).resolve().parent.parent / "data" / "mappings" / "permit_categories.yaml"
 
 _TABLE_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm"}
 _VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp"}
@@ -677,9 +663,7 @@ def _time(text: str) -> time:
             raise ValueError
         return time(int(match[1]), int(match[2]), int(match[3] or 0))
     except ValueError:
-        raise _CellError(
-            f"{text!r} is not a time of day (HH:MM)", f"“{text}”不是有效时间（应为 HH:MM）"
-        ) from None
+        raise _CellError(f"{text!r} is not a time of day (HH:MM)", f"“{text}”不是有效时间（应为 HH:MM）") from None
 
 
 _BOOLS = {
@@ -1363,9 +1347,7 @@ def parse_schools(path: Path, *, crs: str | None = None) -> ParsedTable[SchoolRo
     for row, (lon, lat) in _convert_points(points).items():
         pending[row]["geometry"] = Point(lon, lat)
     schools = [SchoolRow(row=row, **pending[row]) for row in sorted(pending)]
-    return ParsedTable(
-        schools, _sorted_errors(errors), encoding, total, _SourceRows(header, raw_rows, first_row)
-    )
+    return ParsedTable(schools, _sorted_errors(errors), encoding, total, _SourceRows(header, raw_rows, first_row))
 
 
 def _vector_geometry(geom: Any) -> BaseGeometry:
@@ -1374,9 +1356,7 @@ def _vector_geometry(geom: Any) -> BaseGeometry:
     if isinstance(geom, Point):
         x, y = geom.x, geom.y
         if not (math.isfinite(x) and math.isfinite(y) and -180 <= x <= 180 and -90 <= y <= 90):
-            raise _CellError(
-                f"the point {geom.wkt!r} is not a longitude/latitude", f"点“{geom.wkt}”不是经纬度"
-            )
+            raise _CellError(f"the point {geom.wkt!r} is not a longitude/latitude", f"点“{geom.wkt}”不是经纬度")
         return geom
     return _check_polygon(geom, geom.wkt, multi=True)
 
@@ -1389,9 +1369,7 @@ def _vector_geometry(geom: Any) -> BaseGeometry:
 def _direction(text: str) -> float:
     value = _float(text)
     if not 0 <= value <= 360:
-        raise _CellError(
-            f"direction {text!r} is not between 0 and 360 degrees", f"朝向“{text}”不在 0–360 度之间"
-        )
+        raise _CellError(f"direction {text!r} is not between 0 and 360 degrees", f"朝向“{text}”不在 0–360 度之间")
     return value
 
 
@@ -1455,9 +1433,7 @@ def parse_cameras(path: Path, *, crs: str | None = None) -> ParsedTable[CameraRo
         }
         for col_id in ("direction_deg", "fov_deg", "range_m"):
             if values[col_id] is None:
-                r.required(
-                    col_id, {"direction_deg": "朝向", "fov_deg": "视场角", "range_m": "监控距离"}[col_id]
-                )
+                r.required(col_id, {"direction_deg": "朝向", "fov_deg": "视场角", "range_m": "监控距离"}[col_id])
         lonlat = _lonlat(r)
         system = systems.system(r)
         if r.bad or lonlat is None or system is None:
@@ -1465,9 +1441,7 @@ def parse_cameras(path: Path, *, crs: str | None = None) -> ParsedTable[CameraRo
         points[row] = (lonlat[0], lonlat[1], system)
         pending[row] = values
     wgs = _convert_points(points)
-    cameras = [
-        CameraRow(row=row, lon=wgs[row][0], lat=wgs[row][1], **pending[row]) for row in sorted(pending)
-    ]
+    cameras = [CameraRow(row=row, lon=wgs[row][0], lat=wgs[row][1], **pending[row]) for row in sorted(pending)]
     return ParsedTable(cameras, _sorted_errors(errors), encoding, total, _SourceRows(header, raw_rows, 2))
 
 

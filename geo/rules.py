@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geo.errors import InvalidInput, RulePackError
+from geo.vocabulary import CATEGORIES as _CATEGORY_ORDER
 
 __all__ = [
     "APPLICATIONS",
@@ -37,20 +38,7 @@ __all__ = [
 ]
 
 #: Canonical business categories (DESIGN "Business categories").
-CATEGORIES: frozenset[str] = frozenset(
-    {
-        "internet_cafe",
-        "entertainment",
-        "bar",
-        "lottery",
-        "tobacco",
-        "alcohol",
-        "food_stall",
-        "polluter",
-        "hazardous",
-        "other",
-    }
-)
+CATEGORIES: frozenset[str] = frozenset(_CATEGORY_ORDER)
 #: School levels a rule may protect (aliases such as ``nine_year`` are expanded before they get here).
 LEVELS: frozenset[str] = frozenset({"kindergarten", "primary", "junior", "senior", "vocational", "special"})
 #: Kinds of application a rule may block.
@@ -184,11 +172,7 @@ class Rule(_Frozen):
         elif self.distance_m is None or not self.distance_m > 0 or self.distance_m == float("inf"):
             msg = f"must be finite and > 0 (or distance_source: business), got {self.distance_m}"
             raise _field_error("distance_m", msg)
-        if (
-            self.statutory_min_m is not None
-            and self.distance_m is not None
-            and self.distance_m < self.statutory_min_m
-        ):
+        if self.statutory_min_m is not None and self.distance_m is not None and self.distance_m < self.statutory_min_m:
             msg = f"{self.distance_m} is below statutory_min_m {self.statutory_min_m}"
             raise _field_error("distance_m", msg)
         return self
@@ -239,9 +223,7 @@ class StaffingRule(_Frozen):
     def _params_ok(self) -> StaffingRule:
         expected = _STAFFING_PARAMS[self.kind]
         if set(self.params) != expected:
-            msg = (
-                f"params for kind {self.kind!r} must be exactly {sorted(expected)}, got {sorted(self.params)}"
-            )
+            msg = f"params for kind {self.kind!r} must be exactly {sorted(expected)}, got {sorted(self.params)}"
             raise ValueError(msg)
         bad = {k: v for k, v in self.params.items() if v < 0 or (k.endswith("_step") and v == 0)}
         if bad:
@@ -298,9 +280,7 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _pack_error(
-    file: str, rule_id: str | None, field: str | None, problem: str, value: Any = None
-) -> RulePackError:
+def _pack_error(file: str, rule_id: str | None, field: str | None, problem: str, value: Any = None) -> RulePackError:
     where_en = f"{file}"
     where_zh = f"规则包 {file}"
     if rule_id is not None:
@@ -342,9 +322,7 @@ def _parse_entries(
     seen: set[str] = set()
     for i, raw in enumerate(entries):
         if not isinstance(raw, Mapping):
-            raise _pack_error(
-                file, None, f"{section}[{i}]", f"each entry must be a mapping, got {raw!r}", raw
-            )
+            raise _pack_error(file, None, f"{section}[{i}]", f"each entry must be a mapping, got {raw!r}", raw)
         rule_id = raw.get("id")
         label = str(rule_id) if rule_id is not None else f"{section}[{i}]"
         if rule_id in seen:
@@ -352,13 +330,9 @@ def _parse_entries(
         if raw.get("disabled") is True:
             extra = set(raw) - {"id", "disabled", "note"}
             if extra:
-                raise _pack_error(
-                    file, label, sorted(extra)[0], "a disabled entry holds only id, disabled and note"
-                )
+                raise _pack_error(file, label, sorted(extra)[0], "a disabled entry holds only id, disabled and note")
             if not isinstance(rule_id, str):
-                raise _pack_error(
-                    file, label, "id", f"disabled entry needs a rule id, got {rule_id!r}", rule_id
-                )
+                raise _pack_error(file, label, "id", f"disabled entry needs a rule id, got {rule_id!r}", rule_id)
             disabled.append(rule_id)
             seen.add(rule_id)
             continue
@@ -400,9 +374,7 @@ def _load_pack(path: Path) -> RulePack:
     except ValidationError as exc:
         raise _from_validation(file, None, exc) from None
     rules, disabled = _parse_entries(file, header.rules, Rule, header.jurisdiction, "rules")
-    staffing, disabled_staff = _parse_entries(
-        file, header.staffing, StaffingRule, header.jurisdiction, "staffing"
-    )
+    staffing, disabled_staff = _parse_entries(file, header.staffing, StaffingRule, header.jurisdiction, "staffing")
     if header.parent is not None and not _is_ancestor(header.parent, header.jurisdiction):
         raise _pack_error(
             file,
@@ -585,9 +557,7 @@ class RuleRegistry:
                             unknown[0],
                         )
             if pack.parent is not None and pack.parent not in self._packs:
-                raise _pack_error(
-                    pack.source, None, "parent", f"no pack for parent {pack.parent!r}", pack.parent
-                )
+                raise _pack_error(pack.source, None, "parent", f"no pack for parent {pack.parent!r}", pack.parent)
             # layering through every chain checks statutory floors and disabled ids at start-up
             chain = self._packs_for(pack.jurisdiction) if pack.jurisdiction != "national" else [pack]
             _layer(chain, None)
@@ -645,15 +615,11 @@ class RuleRegistry:
             flags=flags,
         )
 
-    def rules_for_category(
-        self, adcode: str | None, category: str, *, on: date | None = None
-    ) -> tuple[Rule, ...]:
+    def rules_for_category(self, adcode: str | None, category: str, *, on: date | None = None) -> tuple[Rule, ...]:
         """The rules in force at ``adcode`` that concern ``category``."""
         if category not in CATEGORIES:
             msg = f"unknown category {category!r}; expected one of {sorted(CATEGORIES)}"
-            raise InvalidInput(
-                msg, message_zh=f"未知的经营类别 {category!r}", field="category", value=category
-            )
+            raise InvalidInput(msg, message_zh=f"未知的经营类别 {category!r}", field="category", value=category)
         return tuple(r for r in self.in_force(adcode, on=on).rules if r.category == category)
 
     def max_distance_m(self) -> float:

@@ -39,8 +39,9 @@ def _now() -> Any:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
-def _geog_index(table: str, column: str = "geom") -> Index:
-    return Index(f"ix_{table}_{column}_geog", text(f"({column}::geography)"), postgresql_using="gist")
+def _geog_index(table: str) -> Index:
+    """A GiST index on the geography of ``geom`` (distance predicates in metres use it)."""
+    return Index("ix_" + table + "_geom_geog", text("(geom::geography)"), postgresql_using="gist")
 
 
 class Department(Base):
