@@ -980,6 +980,44 @@ def _convert_points(points: dict[int, tuple[float, float, str]]) -> dict[int, tu
     return out
 
 
+_FOOTPRINT = 6  # index of the footprint in the second part of a pending permit
+
+
+def _convert_footprints(
+    pending: dict[int, Any], shapes: dict[str, list[int]], errors: list[RowError], column: str
+) -> None:
+    """Convert the footprints of each coordinate system to WGS84 in one vectorised call per system."""
+    for system, rows in shapes.items():
+        rows = [row for row in rows if row in pending]
+        geoms = np.array([pending[row][1][_FOOTPRINT] for row in rows], dtype=object)
+        try:
+            converted = list(geometry_to_wgs84_many(geoms, system))
+        except SafezoneError:
+            converted = []
+            for row, geom in zip(rows, geoms, strict=True):
+                try:
+                    converted.append(geometry_to_wgs84(geom, system))
+                except SafezoneError as exc:
+                    errors.append(RowError(row, column, geom.wkt[:80], exc.message_en, exc.message_zh))
+                    converted.append(None)
+        for row, geom in zip(rows, converted, strict=True):
+            if geom is None:
+                pending.pop(row, None)
+                continue
+            first, second = pending[row]
+            pending[row] = (first, (*second[:_FOOTPRINT], geom, *second[_FOOTPRINT + 1 :]))
+
+
+def geometry_to_wgs84_many(geoms: np.ndarray, system: str) -> np.ndarray:
+    """Many geometries to WGS84 at once (all their vertices in one vectorised conversion)."""
+
+    def convert(xy: np.ndarray) -> np.ndarray:
+        lon, lat = to_wgs84(xy[:, 0], xy[:, 1], system)
+        return np.column_stack([lon, lat])
+
+    return shapely.transform(geoms, convert)
+
+
 def _to_wgs84_geometry(r: _Row, col_id: str, geom: BaseGeometry, system: str) -> BaseGeometry | None:
     if system == "wgs84":
         return geom
@@ -1049,6 +1087,7 @@ def parse_permits(
     total = 0
     pending: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}  # fields before / after lon, lat
     points: dict[int, tuple[float, float, str]] = {}
+    shapes: dict[str, list[int]] = {}  # rows with a footprint to convert, by coordinate system
     by_id: dict[str, list[int]] = defaultdict(list)
     uscc_col = cols.names.get("uscc", "uscc")
     valid_uscc: dict[str, str] = {}  # a store's code repeats on each of its permits
@@ -1096,11 +1135,11 @@ def parse_permits(
         protection = r.get("protection_distance_m", _non_negative)
         accuracy = r.get("accuracy_m", _non_negative, 0.0)
         footprint = r.get("footprint", lambda t: _wkt_polygon(t, multi=False))
-        if isinstance(footprint, BaseGeometry) and system is not None:
-            footprint = _to_wgs84_geometry(r, "footprint", footprint, system)
         if r.bad or lonlat is None or system is None:
             continue
         points[row] = (lonlat[0], lonlat[1], system)
+        if isinstance(footprint, BaseGeometry) and system != "wgs84":
+            shapes.setdefault(system, []).append(row)
         pending[row] = (
             (
                 permit_id,
@@ -1141,6 +1180,7 @@ def parse_permits(
             points.pop(row, None)
 
     wgs = _convert_points(points)
+    _convert_footprints(pending, shapes, errors, cols.names.get("footprint") or "footprint")
     permits = [
         PermitRow(row, *pending[row][0], wgs[row][0], wgs[row][1], *pending[row][1])  # type: ignore[call-arg]
         for row in sorted(pending)
