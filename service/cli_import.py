@@ -33,7 +33,7 @@ FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=T
 def _run(kind: str, fn: Callable[..., importing.store.ImportSummary], *args, **kwargs) -> None:  # noqa: ANN002, ANN003
     from service.cli import err, fail
 
-    engine = make_engine(resolve_url(), pool_size=2)
+    engine = make_engine(resolve_url(), pool_size=2, statement_timeout_ms=0)  # imports may run for minutes
     factory = make_sessionmaker(engine)
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -148,7 +148,7 @@ def demo(
 
     settings = Settings()
     workdir = DatabaseSettings().state_dir / "demo" / f"s{seed}-{schools}-{premises}"
-    engine = make_engine(resolve_url(), pool_size=2)
+    engine = make_engine(resolve_url(), pool_size=2, statement_timeout_ms=0)  # imports may run for minutes
     t0 = time.monotonic()
 
     def progress(stage: str) -> None:

@@ -359,19 +359,22 @@ def write_premises(
         ((r.premises_ext, r.name, r.address, r.uscc, r.categories, r.lon, r.lat, _wkb(r.footprint),
           r.protection_distance_m, r.accuracy_m, r.source) for r in records),
     )  # fmt: skip
+    _district_parts(session)
     result = session.execute(
         text(
             """
             INSERT INTO premises (external_id, name, address, uscc, categories, geom, footprint,
-                                  protection_distance_m, accuracy_m, source, batch_id)
-            SELECT ext, name, address, uscc, categories, ST_SetSRID(ST_MakePoint(lon, lat), 4326),
-                   ST_GeomFromWKB(decode(footprint, 'hex'), 4326), protection, accuracy, source, :batch
-            FROM stage_premises
+                                  protection_distance_m, accuracy_m, source, batch_id, district_adcode)
+            SELECT s.ext, s.name, s.address, s.uscc, s.categories, s.pt,
+                   ST_GeomFromWKB(decode(s.footprint, 'hex'), 4326), s.protection, s.accuracy, s.source, :batch,
+                   (SELECT d.adcode FROM district_parts d WHERE ST_Covers(d.geom, s.pt)
+                    ORDER BY d.adcode DESC LIMIT 1)
+            FROM (SELECT *, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS pt FROM stage_premises) s
             ON CONFLICT (external_id) DO UPDATE SET name = EXCLUDED.name, address = EXCLUDED.address,
                 uscc = EXCLUDED.uscc, categories = EXCLUDED.categories, geom = EXCLUDED.geom,
                 footprint = EXCLUDED.footprint, protection_distance_m = EXCLUDED.protection_distance_m,
                 accuracy_m = EXCLUDED.accuracy_m, source = EXCLUDED.source, batch_id = EXCLUDED.batch_id,
-                updated_at = now()
+                district_adcode = EXCLUDED.district_adcode, updated_at = now()
             WHERE (premises.name, premises.address, premises.uscc, premises.categories,
                    premises.protection_distance_m, premises.accuracy_m)
                   IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.address, EXCLUDED.uscc, EXCLUDED.categories,
@@ -384,8 +387,7 @@ def write_premises(
         {"batch": batch_id},
     )
     _record(summary, "premises", result)
-    _district_parts(session)
-    session.execute(text(_ASSIGN["premises"]), {"batch": batch_id})
+
 
 
 @dataclass(frozen=True)
