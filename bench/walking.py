@@ -58,8 +58,10 @@ def main() -> None:
         j = which[i] if which[i] >= 0 else 0
         net.distance(shapely.Point(src[j]), shapely.Point(dst[i]))
     per_pair = (time.perf_counter() - t0) / len(sample)
-    print(f"baseline: one search per (premises, nearest gate) pair {per_pair * 1000:.1f} ms each → "
-          f"{per_pair * len(dst):.0f} s for all premises (and that is only the nearest gate, not all gates)")
+    print(
+        f"baseline: one search per (premises, nearest gate) pair {per_pair * 1000:.1f} ms each → "
+        f"{per_pair * len(dst):.0f} s for all premises (and that is only the nearest gate, not all gates)"
+    )
     print(f"set-wise is {per_pair * len(dst) / t_multi:.0f}× faster")
 
 

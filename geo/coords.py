@@ -131,9 +131,7 @@ def parse_crs(value: object, *, field: str = "crs", row: int | None = None) -> s
     )
 
 
-def check_lonlat(
-    lon: object, lat: object, *, field: str = "location", row: int | None = None
-) -> tuple[float, float]:
+def check_lonlat(lon: object, lat: object, *, field: str = "location", row: int | None = None) -> tuple[float, float]:
     """Check one longitude/latitude pair and return it as floats.
 
     Parameters
@@ -167,10 +165,7 @@ def check_lonlat(
             value=pair,
         )
     if _SWAP_LON[0] <= x <= _SWAP_LON[1] and _SWAP_LAT[0] <= y <= _SWAP_LAT[1]:
-        msg = (
-            f"longitude and latitude appear swapped in {field!r}: lon={x}, lat={y} "
-            f"(did you mean lon={y}, lat={x}?)"
-        )
+        msg = f"longitude and latitude appear swapped in {field!r}: lon={x}, lat={y} (did you mean lon={y}, lat={x}?)"
         raise CoordinateError(
             msg,
             message_zh=f"字段 {field!r} 的经纬度似乎写反了：经度={x}，纬度={y}（应为经度={y}，纬度={x}？）",

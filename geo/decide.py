@@ -73,9 +73,7 @@ def _finite_nonneg(value: float, *, name: str) -> float:
         value = math.nan
     if not math.isfinite(value) or value < 0:
         msg = f"{name} must be a finite number >= 0, got {value!r}"
-        raise InvalidInput(
-            msg, message_zh=f"{name} 须为不小于0的有限数值，收到 {value!r}", field=name, value=value
-        )
+        raise InvalidInput(msg, message_zh=f"{name} 须为不小于0的有限数值，收到 {value!r}", field=name, value=value)
     return value
 
 
@@ -141,9 +139,7 @@ def classify(
     if D == 0:
         msg = "the rule distance must be > 0, got 0"
         raise InvalidInput(msg, message_zh="规则距离须大于0，收到 0", field="limit_m", value=D)
-    radius = (
-        0.0 if point_only_radius_m is None else _finite_nonneg(point_only_radius_m, name="campus_radius_m")
-    )
+    radius = 0.0 if point_only_radius_m is None else _finite_nonneg(point_only_radius_m, name="campus_radius_m")
     if d > D + u + radius:
         return "allowed"
     if not underestimate and d <= D - u:
@@ -197,9 +193,7 @@ class CampusInfo:
         bad = sorted(expanded - LEVELS)
         if bad:
             msg = f"campus {self.campus_id!r}: unknown level(s) {bad}; expected {sorted(LEVELS)}"
-            raise InvalidInput(
-                msg, message_zh=f"校区 {self.campus_id!r}：未知的学段 {bad}", field="levels", value=bad
-            )
+            raise InvalidInput(msg, message_zh=f"校区 {self.campus_id!r}：未知的学段 {bad}", field="levels", value=bad)
         object.__setattr__(self, "levels", frozenset(expanded))
         if not isinstance(self.outline, BaseGeometry) or self.outline.is_empty:
             msg = f"campus {self.campus_id!r}: outline must be a non-empty geometry, got {self.outline!r}"
@@ -228,9 +222,7 @@ class Site:
         geom = self.geometry
         if not isinstance(geom, BaseGeometry) or geom.geom_type not in ("Point", "Polygon", "MultiPolygon"):
             msg = f"site geometry must be a Point, Polygon or MultiPolygon, got {geom!r}"
-            raise GeometryError(
-                msg, message_zh=f"场所几何须为点或面，收到 {geom!r}", field="geometry", value=str(geom)
-            )
+            raise GeometryError(msg, message_zh=f"场所几何须为点或面，收到 {geom!r}", field="geometry", value=str(geom))
         if geom.is_empty or not geom.is_valid:
             msg = f"site geometry is empty or invalid: {geom.wkt[:200]}"
             raise GeometryError(
@@ -269,9 +261,7 @@ class Site:
             value = _finite_nonneg(self.protection_distance_m, name="protection_distance_m")
             if value == 0:
                 msg = "protection_distance_m must be > 0, got 0"
-                raise InvalidInput(
-                    msg, message_zh="防护距离须大于0，收到 0", field="protection_distance_m", value=0
-                )
+                raise InvalidInput(msg, message_zh="防护距离须大于0，收到 0", field="protection_distance_m", value=0)
 
     @property
     def point(self) -> Point:

@@ -57,9 +57,7 @@ STATIC_DIR: Final[Path] = Path(__file__).resolve().parent.parent / "data" / "sta
 VENDOR_DIR: Final[Path] = STATIC_DIR / "vendor"
 """The vendored front-end assets (a sub-folder of :data:`STATIC_DIR`)."""
 
-OSM_ATTRIBUTION: Final[str] = (
-    '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
-)
+OSM_ATTRIBUTION: Final[str] = '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 """The attribution OpenStreetMap's licence requires wherever OSM data shows."""
 
 
@@ -208,8 +206,7 @@ def offline_map(
         raise InvalidInput(
             msg,
             message_zh=(
-                f"离线地图不加载外部底图，收到 tiles={kwargs['tiles']!r}；"
-                "如有经批准的瓦片服务，请显式添加 TileLayer。"
+                f"离线地图不加载外部底图，收到 tiles={kwargs['tiles']!r}；如有经批准的瓦片服务，请显式添加 TileLayer。"
             ),
             field="tiles",
             value=kwargs["tiles"],
@@ -298,9 +295,7 @@ def localise(fig_or_map: Element, *, static_url: str) -> None:
                 f"and geo/maps.py): {sorted(set(unknown))}"
             )
         if glyph_icons:
-            parts.append(
-                f'glyphicon icons are not available offline, use folium.Icon(prefix="fa"): {glyph_icons}'
-            )
+            parts.append(f'glyphicon icons are not available offline, use folium.Icon(prefix="fa"): {glyph_icons}')
         msg = "; ".join(parts)
         raise ValueError(msg)
     for element, attr, value in changes:

@@ -155,9 +155,7 @@ def distance_to_gates(site: BaseGeometry, gates: Sequence[Point]) -> tuple[int, 
     gates = list(gates)
     if not gates:
         msg = "no gate given: measure to the campus outline instead (flag gate_unknown)"
-        raise NoGateError(
-            msg, message_zh="未提供校门：请改为测量到校园边界（标记 gate_unknown）", field="gates"
-        )
+        raise NoGateError(msg, message_zh="未提供校门：请改为测量到校园边界（标记 gate_unknown）", field="gates")
     for i, gate in enumerate(gates):
         _check_geometry(gate, field=f"gates[{i}]", types=("Point",))
 
@@ -265,9 +263,7 @@ class LocalMetricFrame:
         return self.scale_corrected(ends[:, 0], ends[:, 1])
 
 
-def refine_near_threshold(
-    approx: np.ndarray, thresholds: np.ndarray | float, band_m: float = 2.0
-) -> np.ndarray:
+def refine_near_threshold(approx: np.ndarray, thresholds: np.ndarray | float, band_m: float = 2.0) -> np.ndarray:
     """Flag the approximate distances that must be re-measured with the reference method.
 
     Parameters
@@ -328,9 +324,7 @@ def _nearest_pair(site: BaseGeometry, other: BaseGeometry) -> tuple[float, Point
         other_p = shapely.transform(other, lambda c, lon0=lon0, lat0=lat0: _aeqd_forward(lon0, lat0, c))
         near_site, near_other = nearest_points(site_p, other_p)
         touching = near_site.distance(near_other) == 0.0 or site_p.intersects(other_p)
-        found = _aeqd_inverse(
-            lon0, lat0, np.array([[near_site.x, near_site.y], [near_other.x, near_other.y]])
-        )
+        found = _aeqd_inverse(lon0, lat0, np.array([[near_site.x, near_site.y], [near_other.x, near_other.y]]))
         # a nearest point at a vertex is that vertex exactly, not its AEQD round trip
         found[0] = _exact_vertex(near_site, site, site_p, found[0])
         found[1] = _exact_vertex(near_other, other, other_p, found[1])
@@ -347,9 +341,7 @@ def _nearest_pair(site: BaseGeometry, other: BaseGeometry) -> tuple[float, Point
     return dist, on_site, on_other
 
 
-def _exact_vertex(
-    found_p: Point, geom: BaseGeometry, geom_p: BaseGeometry, fallback: np.ndarray
-) -> np.ndarray:
+def _exact_vertex(found_p: Point, geom: BaseGeometry, geom_p: BaseGeometry, fallback: np.ndarray) -> np.ndarray:
     """The original coordinates of the vertex of ``geom`` at ``found_p`` (projected), else ``fallback``."""
     verts_p = shapely.get_coordinates(geom_p)
     gap = np.hypot(verts_p[:, 0] - found_p.x, verts_p[:, 1] - found_p.y)
@@ -403,9 +395,7 @@ def _check_geometry(geom: object, *, field: str, types: Sequence[str]) -> None:
         )
     if geom.is_empty:
         msg = f"{field} is an empty {geom.geom_type}"
-        raise GeometryError(
-            msg, message_zh=f"{field} 是空的 {geom.geom_type} 几何", field=field, value=geom.wkt
-        )
+        raise GeometryError(msg, message_zh=f"{field} 是空的 {geom.geom_type} 几何", field=field, value=geom.wkt)
     _check_lonlat(shapely.get_coordinates(geom), field=field)
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)

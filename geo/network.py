@@ -239,10 +239,7 @@ class WalkingNetwork:
         return float(self._length.sum())
 
     def __repr__(self) -> str:
-        return (
-            f"WalkingNetwork(nodes={self.node_count}, edges={self.edge_count}, "
-            f"length={self.total_length_m:.0f} m)"
-        )
+        return f"WalkingNetwork(nodes={self.node_count}, edges={self.edge_count}, length={self.total_length_m:.0f} m)"
 
     # -----------------------------------------------------------------------------------------------
     # snapping
@@ -272,9 +269,7 @@ class WalkingNetwork:
         (near_in, _), near_d = self._tree.query_nearest(pts, return_distance=True, all_matches=False)
         d0 = np.empty(n)
         d0[near_in] = near_d
-        cand_in, cand_e = self._tree.query(
-            pts, predicate="dwithin", distance=d0 * (1 + _SNAP_REL) + _SNAP_ABS_M
-        )
+        cand_in, cand_e = self._tree.query(pts, predicate="dwithin", distance=d0 * (1 + _SNAP_REL) + _SNAP_ABS_M)
 
         lines = self._lines_p[cand_e]
         s_p = shapely.line_locate_point(lines, pts[cand_in])
@@ -451,9 +446,7 @@ class WalkingNetwork:
         graph = csr_matrix((w, (rows, cols)), shape=(n_all, n_all))
 
         limit = cutoff if np.isfinite(cutoff) else np.inf
-        result = dijkstra(
-            graph, directed=True, indices=pend, min_only=True, limit=limit, return_predecessors=True
-        )
+        result = dijkstra(graph, directed=True, indices=pend, min_only=True, limit=limit, return_predecessors=True)
         dist_all, pred, origin = result
         t_node = node[ns:]
         dist = dist_all[t_node] + t_offset

@@ -259,9 +259,7 @@ def read_osm(
     if progress is not None:
         progress(count)
     stamp = header["osm_base"] or header["timestamp"] or header["newest"]
-    return extract_from_elements(
-        nodes, ways, relations, mapping=mapping, data_date=_date_part(stamp), bounds=bounds
-    )
+    return extract_from_elements(nodes, ways, relations, mapping=mapping, data_date=_date_part(stamp), bounds=bounds)
 
 
 def read_overpass_json(
@@ -479,9 +477,7 @@ def _read_element(
     elif elem.tag == "way":
         ways[osm_id] = ([int(nd.get("ref", "0")) for nd in elem.iter("nd")], tags)
     else:
-        members = [
-            (m.get("type", ""), int(m.get("ref", "0")), m.get("role", "")) for m in elem.iter("member")
-        ]
+        members = [(m.get("type", ""), int(m.get("ref", "0")), m.get("role", "")) for m in elem.iter("member")]
         relations[osm_id] = (members, tags)
 
 
@@ -737,9 +733,7 @@ def _gates(nodes: Mapping[int, RawNode], schools: list[OsmSchool]) -> list[OsmGa
 # --- premises and assets -----------------------------------------------------------------------------
 
 
-def _premises(
-    nodes: Mapping[int, RawNode], ways: Mapping[int, RawWay], mapping: CategoryMapping
-) -> list[OsmPremises]:
+def _premises(nodes: Mapping[int, RawNode], ways: Mapping[int, RawWay], mapping: CategoryMapping) -> list[OsmPremises]:
     out = []
     for osm_id, (lon, lat, tags) in nodes.items():
         if not tags:

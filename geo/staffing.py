@@ -15,9 +15,7 @@ __all__ = ["required_guards"]
 def _count(value: int, *, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         msg = f"{name} must be a whole number >= 0, got {value!r}"
-        raise InvalidInput(
-            msg, message_zh=f"{name} 须为不小于0的整数，收到 {value!r}", field=name, value=value
-        )
+        raise InvalidInput(msg, message_zh=f"{name} 须为不小于0的整数，收到 {value!r}", field=name, value=value)
     return value
 
 

@@ -100,8 +100,7 @@ def validate_uscc(code: object, *, field: str = "uscc", row: int | None = None) 
     org_expected = org_code_check_char(org[:8])
     if org[8] != org_expected:
         raise fail(
-            f"organisation code {org!r} (positions 9-17) has check character {org[8]!r}, "
-            f"expected {org_expected!r}",
+            f"organisation code {org!r} (positions 9-17) has check character {org[8]!r}, expected {org_expected!r}",
             f"第 9-17 位的组织机构代码 {org!r} 校验码为 {org[8]!r}，应为 {org_expected!r}",
         )
     expected = uscc_check_char(text[:17])
@@ -128,9 +127,7 @@ def uscc_check_char(first17: str) -> str:
     """
     if not isinstance(first17, str) or len(first17) != 17 or any(ch not in _VALUE for ch in first17):
         msg = f"expected 17 characters from {USCC_CHARSET}, got {first17!r}"
-        raise InvalidInput(
-            msg, message_zh=f"应为 17 位且字符取自 {USCC_CHARSET}，实际为 {first17!r}", value=first17
-        )
+        raise InvalidInput(msg, message_zh=f"应为 17 位且字符取自 {USCC_CHARSET}，实际为 {first17!r}", value=first17)
     total = sum(_VALUE[ch] * w for ch, w in zip(first17, _WEIGHTS, strict=True))
     return USCC_CHARSET[(31 - total % 31) % 31]
 

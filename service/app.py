@@ -16,10 +16,14 @@ from service.routes import (
     cases,
     checks,
     districts,
+    exports,
     health,
     imports,
     jobs,
     maps,
+    notices,
+    ogc,
+    patrol,
     premises,
     reports,
     scans,
@@ -78,6 +82,10 @@ def create_app(settings: Settings | None = None, db_settings: DatabaseSettings |
     for module in (health, schools, premises, districts, jobs, imports, checks, maps, tiles, scans, cases, reports):
         app.include_router(module.router)
     app.include_router(audit.router)
+    app.include_router(ogc.router)
+    app.include_router(exports.router)
+    app.include_router(notices.router)
+    app.include_router(patrol.router)
     errors.document_problems(app)
     idempotency.install(app)
     metrics.install(app)

@@ -38,7 +38,9 @@ POLICY: dict[str, frozenset[str]] = {
     "check": frozenset({"admin", "market_supervision", "culture_tourism", "tobacco", "licensing_client"}),
     "read:decisions": frozenset({"admin", "market_supervision", "culture_tourism", "tobacco", "licensing_client"}),
     "read:jobs": ALL_ROLES,
+    "read:ogc": ALL_ROLES,  # the OGC API's own pages; each collection then needs its /v1 read permission
     "read:maps": ALL_ROLES - {"licensing_client"},
+    "read:open_areas": ALL_ROLES,  # zones only, no names: public-safe
     "read:findings": _READERS_OF_TRADERS,
     "write:scans": frozenset({"admin", "education", "market_supervision", "urban_management"}),
     "read:audit": frozenset({"admin"}),
@@ -47,6 +49,8 @@ POLICY: dict[str, frozenset[str]] = {
     "report:field": frozenset({"admin", "urban_management", "public_security", "education", "market_supervision"}),
     "read:reports": _READERS_OF_TRADERS,
     "admin": frozenset({"admin"}),
+    "plan:patrols": frozenset({"admin", "public_security", "urban_management", "education"}),
+    "read:cameras": frozenset({"admin", "public_security", "education"}),
 }
 
 _bearer = HTTPBearer(auto_error=False, description="API token from `safezone token create`")

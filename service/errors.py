@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -168,7 +168,22 @@ def install(app: FastAPI) -> None:
 async def _db_dbapi(request: Request, exc: Exception) -> JSONResponse:
     if getattr(exc, "connection_invalidated", False):
         return await _db_unavailable(request, exc)
+    if isinstance(exc, DataError):
+        return _db_bad_value(exc)
     return await _unexpected(request, exc)
+
+
+def _db_bad_value(exc: DataError) -> JSONResponse:
+    """A value the database cannot take (SQLSTATE class 22: NUL bytes, a number out of range…): the caller's."""
+    reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+    log.info("rejected a value the database cannot store: %s", reason)
+    return problem(
+        422,
+        "Invalid input",
+        f"a value in the request cannot be stored or compared: {reason}",
+        type_="/problems/invalidinput",
+        message_zh=f"请求中的某个值无效（超出范围或含有不允许的字符）：{reason}",
+    )
 
 
 _PROBLEM_SCHEMA: dict[str, Any] = {

@@ -92,11 +92,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (test runners and servers swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(settings: OpsSettings) -> None:
     """JSON lines on stderr for the whole process (once; later calls only set the level)."""
     root = logging.getLogger()
     if settings.log_json and not any(getattr(h, "_safezone", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(JsonFormatter())
         handler._safezone = True  # type: ignore[attr-defined]
         for h in [h for h in root.handlers if type(h) is logging.StreamHandler]:

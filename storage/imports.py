@@ -389,7 +389,6 @@ def write_premises(
     _record(summary, "premises", result)
 
 
-
 @dataclass(frozen=True)
 class PermitRecord:
     permit_id: str

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import Point, mapping
-from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, and_, func, literal, literal_column, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -535,7 +535,7 @@ def flag_overdue(session: Session, *, now: dt.datetime) -> list[dict[str, Any]]:
 # --- reports -----------------------------------------------------------------------------------
 
 _GROUPS: dict[str, Callable[[], Any]] = {
-    "district": lambda: func.coalesce(Case.district_adcode, ""),
+    "district": lambda: func.coalesce(Case.district_adcode, literal_column("''")),
     "department": lambda: Case.lead_department,
     "category": lambda: Case.category,
 }
@@ -577,7 +577,7 @@ def report(
         .limit(limit + 1)
     )
     if after is not None:
-        stmt = stmt.having(_GROUPS[by]() > after)
+        stmt = stmt.where(_GROUPS[by]() > after)
     rows = [dict(r._mapping) for r in session.execute(stmt)]
     more = len(rows) > limit
     rows = rows[:limit]

@@ -60,7 +60,11 @@ def case_report(
     return {"by": by, "date": today.isoformat(), "rows": _rows(request, rows, by), "trend": trend, "links": links}
 
 
-@router.get("/cases.xlsx", summary="The same report as an Excel workbook (rows and monthly trend)")
+@router.get(
+    "/cases.xlsx",
+    summary="The same report as an Excel workbook (rows and monthly trend)",
+    responses={200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}},
+)
 def case_report_xlsx(
     session: SessionDep,
     token: Reader,

@@ -194,9 +194,7 @@ class Chromium:
         records: dict[Any, RequestRecord] = {}
 
         def on_request(request: Any) -> None:
-            record = RequestRecord(
-                url=request.url, method=request.method, resource_type=request.resource_type
-            )
+            record = RequestRecord(url=request.url, method=request.method, resource_type=request.resource_type)
             records[request] = record
             report.requests.append(record)
 

@@ -84,9 +84,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             body = VT_BYTES if (x, y) == VT_TILE and z == VT_ZOOM else b""  # empty tile elsewhere
             self._send(200, "application/x-protobuf", body)
         elif path == "/unpatched/Leaflet.VectorGrid.bundled.min.js":
-            js = (
-                STATIC_DIR / "vendor/leaflet.vectorgrid-1.3.0/Leaflet.VectorGrid.bundled.min.js"
-            ).read_text()
+            js = (STATIC_DIR / "vendor/leaflet.vectorgrid-1.3.0/Leaflet.VectorGrid.bundled.min.js").read_text()
             self._send(200, "text/javascript", js.replace(PATCHED, UNPATCHED).encode())
         elif path.startswith("/static/"):
             super().do_GET()
@@ -193,9 +191,7 @@ def test_harness_reports_a_cdn_script(server, browser) -> None:
 
 
 def _vector_tile_page(vectorgrid_url: str | None = None) -> str:
-    fmap = offline_map(
-        static_url="/static", location=VT_CENTRE, zoom_start=VT_ZOOM, attribution=OSM_ATTRIBUTION
-    )
+    fmap = offline_map(static_url="/static", location=VT_CENTRE, zoom_start=VT_ZOOM, attribution=OSM_ATTRIBUTION)
     vector_tile_layer(
         "/tiles/{z}/{x}/{y}.pbf",
         name="premises",
@@ -205,9 +201,7 @@ def _vector_tile_page(vectorgrid_url: str | None = None) -> str:
     ).add_to(fmap)
     html = fmap.get_root().render()
     if vectorgrid_url is not None:
-        html = html.replace(
-            "/static/vendor/leaflet.vectorgrid-1.3.0/Leaflet.VectorGrid.bundled.min.js", vectorgrid_url
-        )
+        html = html.replace("/static/vendor/leaflet.vectorgrid-1.3.0/Leaflet.VectorGrid.bundled.min.js", vectorgrid_url)
     return html
 
 

@@ -146,9 +146,7 @@ def test_check_lonlat_not_finite(lon: float, lat: float) -> None:
     assert "有限" in info.value.message_zh
 
 
-@pytest.mark.parametrize(
-    ("lon", "lat", "what"), [(float("nan"), 32.05, "longitude"), (118.78, np.nan, "latitude")]
-)
+@pytest.mark.parametrize(("lon", "lat", "what"), [(float("nan"), 32.05, "longitude"), (118.78, np.nan, "latitude")])
 def test_check_lonlat_nan_is_missing(lon: float, lat: float, what: str) -> None:
     # an empty spreadsheet cell arrives as NaN: reported as missing, showing the value
     with pytest.raises(CoordinateError, match=f"{what} missing .*nan") as info:
@@ -184,9 +182,7 @@ def test_check_lonlat_swapped(lon: float, lat: float) -> None:
     assert "写反" in err.message_zh
 
 
-@pytest.mark.parametrize(
-    ("lon", "lat"), [(None, 32.0), (118.0, ""), ("abc", 32.0), (True, 32.0), ([1], 32.0)]
-)
+@pytest.mark.parametrize(("lon", "lat"), [(None, 32.0), (118.0, ""), ("abc", 32.0), (True, 32.0), ([1], 32.0)])
 def test_check_lonlat_missing_or_not_a_number(lon: object, lat: object) -> None:
     with pytest.raises(CoordinateError) as info:
         check_lonlat(lon, lat)

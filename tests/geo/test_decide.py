@@ -93,9 +93,7 @@ def rule_result(result, rule_id: str):
 # --- classify ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("d", "expected"), [(49.999, "prohibited"), (50.0, "prohibited"), (50.001, "allowed")]
-)
+@pytest.mark.parametrize(("d", "expected"), [(49.999, "prohibited"), (50.0, "prohibited"), (50.001, "allowed")])
 def test_classify_is_inclusive_at_u_zero(d: float, expected: str) -> None:
     assert classify(d, 50, 0) == expected
 
@@ -109,9 +107,7 @@ def test_classify_review_band_of_u(d: float, expected: str) -> None:
     assert classify(d, 50, 5) == expected  # band (45, 55]
 
 
-@pytest.mark.parametrize(
-    ("d", "expected"), [(0.0, "review"), (44.0, "review"), (55.0, "review"), (56.0, "allowed")]
-)
+@pytest.mark.parametrize(("d", "expected"), [(0.0, "review"), (44.0, "review"), (55.0, "review"), (56.0, "allowed")])
 def test_underestimating_fallback_only_confirms_allowed(d: float, expected: str) -> None:
     assert classify(d, 50, 5, underestimate=True) == expected
 
@@ -240,9 +236,7 @@ def test_tobacco_with_no_gate_in_use_falls_back_to_the_fence(nanjing) -> None:
 
 
 def test_unknown_level_school_is_protected_by_the_kindergarten_rule(nanjing) -> None:
-    result = evaluate(
-        site(50 + 90, 0, "internet_cafe"), nanjing, [campus(set(), name="无名学校")], settings=EXACT
-    )
+    result = evaluate(site(50 + 90, 0, "internet_cafe"), nanjing, [campus(set(), name="无名学校")], settings=EXACT)
     kg = rule_result(result, "internet_cafe.kindergarten")
     assert kg.outcome == "prohibited"
     assert [c.school_name for c in kg.within] == ["无名学校"]
@@ -280,9 +274,7 @@ def test_nearest_and_within_over_several_campuses(nanjing) -> None:
 
 def test_point_only_school(nanjing) -> None:
     point_school = campus({"primary"}, outline=pt(0, 0))
-    settings = DecisionSettings(
-        default_school_accuracy_m=0.0, campus_radius_m={"primary": 80.0, "unknown": 150}
-    )
+    settings = DecisionSettings(default_school_accuracy_m=0.0, campus_radius_m={"primary": 80.0, "unknown": 150})
     inside = evaluate(site(190, 0, "internet_cafe"), nanjing, [point_school], settings=settings)
     assert inside.outcome == "prohibited"
     band = evaluate(site(270, 0, "internet_cafe"), nanjing, [point_school], settings=settings)
@@ -376,9 +368,7 @@ def test_changing_a_yaml_value_changes_the_answer(tmp_path: Path) -> None:
 
 
 def test_jurisdiction_unknown_flag_is_carried(registry: RuleRegistry) -> None:
-    result = evaluate(
-        site(300, 0, "bar"), registry.in_force(None, on=ON), [campus({"primary"})], settings=EXACT
-    )
+    result = evaluate(site(300, 0, "bar"), registry.in_force(None, on=ON), [campus({"primary"})], settings=EXACT)
     assert result.outcome == "allowed"
     assert "jurisdiction_unknown" in result.flags
 
@@ -411,9 +401,7 @@ def test_walking_with_an_unreachable_site_falls_back_to_straight(guangdong) -> N
             (3, 4, LineString([pt(20, -130), pt(100, -130)])),  # the café's street, not connected
         ]
     )
-    result = evaluate(
-        site(0, -50 - 80, "internet_cafe"), guangdong, [kindergarten], network=island, settings=EXACT
-    )
+    result = evaluate(site(0, -50 - 80, "internet_cafe"), guangdong, [kindergarten], network=island, settings=EXACT)
     rr = rule_result(result, "internet_cafe.kindergarten")
     assert result.outcome == "review"
     assert (rr.nearest.method, rr.nearest.gate_id) == ("gates", "south")

@@ -40,9 +40,9 @@ def _school_map(static_url: str = "/static") -> folium.Map:
     fmap = offline_map(static_url=static_url, location=XINJIEKOU, attribution=OSM_ATTRIBUTION)
     folium.GeoJson(ZONE, name="safety zone").add_to(fmap)
     cluster = MarkerCluster(name="premises").add_to(fmap)
-    folium.Marker(
-        XINJIEKOU, icon=folium.Icon(prefix="fa", icon="gamepad", color="red"), tooltip="星海网吧"
-    ).add_to(cluster)
+    folium.Marker(XINJIEKOU, icon=folium.Icon(prefix="fa", icon="gamepad", color="red"), tooltip="星海网吧").add_to(
+        cluster
+    )
     vector_tile_layer("/tiles/premises/{z}/{x}/{y}.pbf", name="premises", popup_fields=["name"]).add_to(fmap)
     return fmap
 
@@ -147,9 +147,7 @@ def test_localise_refuses_glyphicon_icons() -> None:
 
 def test_localise_refuses_another_major_version() -> None:
     fmap = folium.Map(tiles=None)
-    fmap.get_root().header.add_child(
-        JavascriptLink("https://cdn.jsdelivr.net/npm/leaflet@2.0.0/dist/leaflet.js")
-    )
+    fmap.get_root().header.add_child(JavascriptLink("https://cdn.jsdelivr.net/npm/leaflet@2.0.0/dist/leaflet.js"))
     with pytest.raises(ValueError, match=re.escape("leaflet@2.0.0")):
         localise(fmap, static_url="/static")
 
@@ -239,11 +237,7 @@ _paths = st.text(alphabet="abcdefghij/-_.", min_size=1, max_size=12)
 def test_external_urls_reports_exactly_the_non_loopback_scripts(refs: list[tuple[str, str, str]]) -> None:
     urls = [f"{scheme}://{host}/{path}" for scheme, host, path in refs]
     html = "".join(f'<script src="{url}"></script>' for url in urls)
-    expected = [
-        url
-        for url, (_, host, _) in zip(urls, refs, strict=True)
-        if not host.startswith(("127.", "localhost"))
-    ]
+    expected = [url for url, (_, host, _) in zip(urls, refs, strict=True) if not host.startswith(("127.", "localhost"))]
     assert external_urls(html) == list(dict.fromkeys(expected))
 
 

@@ -73,12 +73,8 @@ def _brute_force(site: tuple[float, float], outline: Polygon, step_m: float = 0.
     """Smallest Geod.inv from the site to the outline densified along its geodesic edges to ``step_m``."""
     xs, ys = outline.exterior.coords.xy
     lons, lats = [], []
-    for (x0, y0), (x1, y1) in zip(
-        zip(xs[:-1], ys[:-1], strict=True), zip(xs[1:], ys[1:], strict=True), strict=True
-    ):
-        r = GEOD.inv_intermediate(
-            x0, y0, x1, y1, del_s=step_m, initial_idx=0, terminus_idx=0, return_back_azimuth=True
-        )
+    for (x0, y0), (x1, y1) in zip(zip(xs[:-1], ys[:-1], strict=True), zip(xs[1:], ys[1:], strict=True), strict=True):
+        r = GEOD.inv_intermediate(x0, y0, x1, y1, del_s=step_m, initial_idx=0, terminus_idx=0, return_back_azimuth=True)
         lons.extend(r.lons)
         lats.extend(r.lats)
     lons, lats = np.array(lons), np.array(lats)
@@ -135,15 +131,11 @@ def test_footprint_measures_from_its_nearest_point(built_m: float) -> None:
 def test_multipolygon_campus_uses_the_nearer_part() -> None:
     main, lon_e, _ = _square_campus(NANJING)
     annex, _, _ = _square_campus(_fwd(NANJING, 90, 600), half_m=50)
-    shop = _fwd(
-        (lon_e, NANJING[1]), 90, 180
-    )  # 180 m from the main campus, 600-100-50-180 = 270 from the annex
+    shop = _fwd((lon_e, NANJING[1]), 90, 180)  # 180 m from the main campus, 600-100-50-180 = 270 from the annex
     m = distance_to_outline(Point(shop), MultiPolygon([main, annex]))
     assert m.distance_m == pytest.approx(180.0, abs=MM)
     shop2 = _fwd((lon_e, NANJING[1]), 90, 400)  # 400 m from the main campus, 50 m from the annex
-    assert distance_to_outline(Point(shop2), MultiPolygon([main, annex])).distance_m == pytest.approx(
-        50.0, abs=MM
-    )
+    assert distance_to_outline(Point(shop2), MultiPolygon([main, annex])).distance_m == pytest.approx(50.0, abs=MM)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -248,9 +240,7 @@ def test_no_gate_raises_a_value_error() -> None:
 # the fast frame against the reference
 
 
-def _grid_around(
-    campus: Polygon, centre: tuple[float, float], rng: np.random.Generator, n: int
-) -> np.ndarray:
+def _grid_around(campus: Polygon, centre: tuple[float, float], rng: np.random.Generator, n: int) -> np.ndarray:
     az = rng.uniform(0, 360, n)
     r = rng.uniform(0, 2_200, n)
     lon, lat, _ = GEOD.fwd(np.full(n, centre[0]), np.full(n, centre[1]), az, r)
@@ -324,9 +314,7 @@ def test_refine_flags_only_the_band() -> None:
     band=st.floats(0, 10),
     extra=st.floats(0, 10),
 )
-def test_a_wider_band_never_flags_fewer(
-    approx: list[float], threshold: float, band: float, extra: float
-) -> None:
+def test_a_wider_band_never_flags_fewer(approx: list[float], threshold: float, band: float, extra: float) -> None:
     a = np.array(approx)
     narrow = refine_near_threshold(a, threshold, band_m=band)
     wide = refine_near_threshold(a, threshold, band_m=band + extra)

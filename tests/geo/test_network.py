@@ -191,9 +191,7 @@ def test_set_wise_picks_the_nearest_source_and_respects_the_cutoff(town: Walking
     gate_1, _ = _off_street(A, B, 100, -90, 20)
     gate_2, _ = _off_street(D, E, 50, -90, 5)
     shops = [_off_street(B, C, 50, 90, 15)[0], _off_street(C, D, 90, 90, 1)[0], A]
-    dist, src = town.distances_from_sources(
-        [Point(gate_1), Point(gate_2)], [Point(s) for s in shops], cutoff_m=200
-    )
+    dist, src = town.distances_from_sources([Point(gate_1), Point(gate_2)], [Point(s) for s in shops], cutoff_m=200)
     # shop 0: gate_1 20 + 200 + 50 + 15 = 285 m, gate_2 5 + 50 + 100 + 150 + 15 = 320 m → both beyond 200
     # shop 1: gate_2 5 + 50 + 10 + 1 = 66 m; shop 2 (node A): gate_1 20 + 100 = 120 m
     assert dist[0] == np.inf and src[0] == -1
@@ -265,9 +263,7 @@ def test_set_wise_equals_pairwise_on_a_grid() -> None:
     tgts.append(srcs[3])  # a target exactly at a source
     cutoff = 250.0
     dist, src = net.distances_from_sources(srcs, tgts, cutoff_m=cutoff)
-    pair = np.array(
-        [[(m.distance_m if (m := net.distance(s, t)) is not None else np.inf) for s in srcs] for t in tgts]
-    )
+    pair = np.array([[(m.distance_m if (m := net.distance(s, t)) is not None else np.inf) for s in srcs] for t in tgts])
     best = pair.min(axis=1)
     expected = np.where(best <= cutoff, best, np.inf)
     assert np.isfinite(expected).sum() > 15 and np.isinf(expected).sum() > 3  # both cases exercised
@@ -313,9 +309,7 @@ def test_fifty_thousand_edges_two_thousand_sources_twenty_thousand_targets() -> 
     rng = np.random.default_rng(1)
     span = (n - 1) * step
     sources = np.column_stack([lon0 + rng.uniform(0, span, 2_000), lat0 + rng.uniform(0, span * 0.9, 2_000)])
-    targets = np.column_stack(
-        [lon0 + rng.uniform(0, span, 20_000), lat0 + rng.uniform(0, span * 0.9, 20_000)]
-    )
+    targets = np.column_stack([lon0 + rng.uniform(0, span, 20_000), lat0 + rng.uniform(0, span * 0.9, 20_000)])
     t0 = time.perf_counter()
     net = WalkingNetwork.from_edges(edges)
     src_pts = [Point(p) for p in sources]
@@ -351,11 +345,7 @@ def _parse_walkable(path: Path) -> list[tuple[int, int, LineString]]:
     ways = []
     for way in root.iter("way"):
         tags = {t.get("k"): t.get("v") for t in way.iter("tag")}
-        if (
-            tags.get("highway") not in _WALKABLE
-            or tags.get("foot") == "no"
-            or tags.get("access") == "private"
-        ):
+        if tags.get("highway") not in _WALKABLE or tags.get("foot") == "no" or tags.get("access") == "private":
             continue
         refs = [int(nd.get("ref")) for nd in way.iter("nd") if int(nd.get("ref")) in coords]
         if len(refs) >= 2:

@@ -460,18 +460,13 @@ def test_nanjing_gates_belong_to_the_nearest_campus(nanjing: OsmExtract, raw: di
     for gate in nanjing.gates:
         # independently, in UTM 50N: the attached campus outline is the nearest and within 15 m
         point = transform(_TO_UTM.transform, gate.point)
-        dist = {
-            ref: transform(_TO_UTM.transform, s.geometry.boundary).distance(point)
-            for ref, s in campuses.items()
-        }
+        dist = {ref: transform(_TO_UTM.transform, s.geometry.boundary).distance(point) for ref, s in campuses.items()}
         assert min(dist, key=dist.get) == gate.school_ref
         assert dist[gate.school_ref] <= 15.1
         assert gate.distance_m == pytest.approx(dist[gate.school_ref], abs=0.1)
     # README: 16 entrance/gate nodes, of which 4 lie on or within 15 m of a school outline
     candidates = [
-        r
-        for r, t in raw["tags"].items()
-        if r.startswith("node/") and ("entrance" in t or t.get("barrier") == "gate")
+        r for r, t in raw["tags"].items() if r.startswith("node/") and ("entrance" in t or t.get("barrier") == "gate")
     ]
     assert len(nanjing.gates) == 4 < len(candidates)
 

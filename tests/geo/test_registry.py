@@ -209,9 +209,7 @@ def test_read_table_reports_encoding_and_keeps_row_numbers(tmp_path: Path) -> No
     ]
 
 
-@pytest.mark.parametrize(
-    "content", [b"", "许可证号,许可类别,场所名称,经度,纬度\n".encode(), b"\xef\xbb\xbf\r\n"]
-)
+@pytest.mark.parametrize("content", [b"", "许可证号,许可类别,场所名称,经度,纬度\n".encode(), b"\xef\xbb\xbf\r\n"])
 def test_empty_and_header_only_files_are_refused(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "registry_2024.csv"
     path.write_bytes(content)
@@ -367,9 +365,7 @@ def test_gcj02_footprint_is_converted_too(tmp_path: Path) -> None:
     gcj_ring = [tuple(float(v) for v in from_wgs84(x, y, "gcj02")) for x, y in ring]
     wkt = Polygon(gcj_ring).wkt
     lon, lat = (float(v) for v in from_wgs84(118.7905, 32.0505, "gcj02"))
-    row = _good(
-        permit_id="EIA-G", category="排污许可", lon=repr(lon), lat=repr(lat), crs="gcj02", footprint=wkt
-    )
+    row = _good(permit_id="EIA-G", category="排污许可", lon=repr(lon), lat=repr(lat), crs="gcj02", footprint=wkt)
     (permit,) = parse_permits(_permit_file(tmp_path, [row])).rows
     assert permit.footprint.contains(Point(permit.lon, permit.lat))
     assert Polygon(ring).symmetric_difference(permit.footprint).area < 1e-12
@@ -425,10 +421,7 @@ def test_premises_key_fallbacks_and_outliers(tmp_path: Path) -> None:
         _good(permit_id="N1", uscc="", name="老王烟酒", address="太平南路5号") + [""],
         _good(permit_id="N2", uscc="", name="老王 烟酒", address="太平南路5号", category="酒类零售") + [""],
         # same name + address 101 m north of N1: an outlier, not a second location
-        _good(
-            permit_id="N3", uscc="", name="老王烟酒", address="太平南路5号", lat=repr(32.04 + 101 / 110_900)
-        )
-        + [""],
+        _good(permit_id="N3", uscc="", name="老王烟酒", address="太平南路5号", lat=repr(32.04 + 101 / 110_900)) + [""],
     ]
     table = parse_permits(_write_csv(tmp_path / "p.csv", header, rows))
     assert table.errors == []
@@ -567,9 +560,7 @@ def test_school_register_csv_with_chinese_levels(tmp_path: Path) -> None:
     assert schools["游府西街小学"].campus == "主校区"
     assert schools["游府西街小学"].point_only and schools["游府西街小学"].geometry == Point(118.784, 32.0402)
     assert schools["南京市第一中学"].levels == {"junior", "senior"}
-    _, _, moved = GEOD.inv(
-        118.781, 32.032, schools["南京市第一中学"].geometry.x, schools["南京市第一中学"].geometry.y
-    )
+    _, _, moved = GEOD.inv(118.781, 32.032, schools["南京市第一中学"].geometry.x, schools["南京市第一中学"].geometry.y)
     assert 300 < moved < 700  # GCJ-02 converted on entry
     assert schools["金陵中学"].levels == {"junior", "senior", "vocational"}
     assert schools["琅琊路小学"].levels == {"primary", "junior"}

@@ -223,9 +223,7 @@ def test_disabled_removes_an_inherited_rule(packs_dir: Path) -> None:
 def test_local_rule_below_statutory_floor_is_refused(packs_dir: Path) -> None:
     rule = _beijing_rule(packs_dir, "internet_cafe.school", distance_m=150)
     rule.pop("statutory_min_m")
-    _write_pack(
-        packs_dir, "beijing-110000.yaml", {"jurisdiction": "110000", "name": "北京市", "rules": [rule]}
-    )
+    _write_pack(packs_dir, "beijing-110000.yaml", {"jurisdiction": "110000", "name": "北京市", "rules": [rule]})
     with pytest.raises(RulePackError) as info:
         RuleRegistry.load(packs_dir)
     msg = str(info.value)
@@ -236,9 +234,7 @@ def test_local_rule_below_statutory_floor_is_refused(packs_dir: Path) -> None:
 
 def test_statutory_rule_may_not_be_measured_longer(packs_dir: Path) -> None:
     rule = _beijing_rule(packs_dir, "internet_cafe.school", metric="walking")
-    _write_pack(
-        packs_dir, "beijing-110000.yaml", {"jurisdiction": "110000", "name": "北京市", "rules": [rule]}
-    )
+    _write_pack(packs_dir, "beijing-110000.yaml", {"jurisdiction": "110000", "name": "北京市", "rules": [rule]})
     with pytest.raises(RulePackError, match="'metric'.*'walking'"):
         RuleRegistry.load(packs_dir)
 
@@ -259,9 +255,7 @@ def test_statutory_rule_may_not_be_disabled(packs_dir: Path) -> None:
 
 def test_local_rule_may_be_stricter_than_the_floor(packs_dir: Path) -> None:
     rule = _beijing_rule(packs_dir, "internet_cafe.school", distance_m=300)
-    _write_pack(
-        packs_dir, "beijing-110000.yaml", {"jurisdiction": "110000", "name": "北京市", "rules": [rule]}
-    )
+    _write_pack(packs_dir, "beijing-110000.yaml", {"jurisdiction": "110000", "name": "北京市", "rules": [rule]})
     reg = RuleRegistry.load(packs_dir)
     assert _by_id(reg.in_force("110105", on=ON).rules)["internet_cafe.school"].distance_m == 300
     assert reg.max_distance_m() == 300
@@ -305,9 +299,7 @@ def test_shipped_packs_are_named_relative_to_the_repo(packs_dir: Path) -> None:
 
 def test_duplicate_ids_in_one_pack_are_refused(packs_dir: Path) -> None:
     _edit(packs_dir / "guilin-450300.yaml", lambda d: d["rules"].append(dict(_rule(d, "food_stall.gate"))))
-    with pytest.raises(
-        RulePackError, match=r"guilin-450300.yaml: rule 'food_stall.gate': field 'id': duplicate"
-    ):
+    with pytest.raises(RulePackError, match=r"guilin-450300.yaml: rule 'food_stall.gate': field 'id': duplicate"):
         RuleRegistry.load(packs_dir)
 
 
@@ -324,9 +316,7 @@ def test_bad_staffing_params_are_refused(packs_dir: Path) -> None:
 
 
 def test_rule_jurisdiction_must_match_its_pack(packs_dir: Path) -> None:
-    _edit(
-        packs_dir / "guilin-450300.yaml", lambda d: _rule(d, "food_stall.gate").update(jurisdiction="450100")
-    )
+    _edit(packs_dir / "guilin-450300.yaml", lambda d: _rule(d, "food_stall.gate").update(jurisdiction="450100"))
     with pytest.raises(RulePackError, match=r"field 'jurisdiction'.*'450100'"):
         RuleRegistry.load(packs_dir)
 

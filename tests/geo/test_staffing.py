@@ -101,9 +101,7 @@ def test_more_people_never_need_fewer_guards(
     boarders = min(boarders, students)
     for boarding in (False, True):
         base = required_guards(guilin, students=students, staff=staff, boarders=boarders, boarding=boarding)
-        bigger = required_guards(
-            guilin, students=students + more, staff=staff, boarders=boarders, boarding=boarding
-        )
+        bigger = required_guards(guilin, students=students + more, staff=staff, boarders=boarders, boarding=boarding)
         assert bigger >= base >= 1
     day = required_guards(guilin, students=students, staff=staff, boarders=boarders, boarding=False)
     assert required_guards(guilin, students=students, staff=staff, boarders=boarders, boarding=True) >= day

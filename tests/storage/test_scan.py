@@ -246,9 +246,7 @@ def test_diff_and_warnings_after_moving_a_premises(city, session_factory) -> Non
         (f["properties"]["premises_id"], f["properties"]["rule_id"]) for f in diff["disappeared"]
     }
     warned = store.school_warnings(s, jl["school_id"])
-    assert [w["finding"]["properties"]["premises_id"] for w in warned if w["scan_id"] == second["scan_id"]] == [
-        arrived
-    ]
+    assert [w["finding"]["properties"]["premises_id"] for w in warned if w["scan_id"] == second["scan_id"]] == [arrived]
     assert warned[0]["finding"]["properties"]["premises_name"] == "新来的网吧"
 
 
