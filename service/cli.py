@@ -57,7 +57,7 @@ def _cluster(settings: DatabaseSettings) -> LocalCluster:
 
 def _factory():  # noqa: ANN202
     url = resolve_url()
-    engine = make_engine(url, pool_size=2)
+    engine = make_engine(url, pool_size=2, statement_timeout_ms=0)  # operator commands may run for minutes
     return engine, make_sessionmaker(engine)
 
 
@@ -248,7 +248,7 @@ def worker(
     from service.worker import make_job_app
 
     url = resolve_url()
-    engine = make_engine(url, pool_size=concurrency + 1)
+    engine = make_engine(url, pool_size=concurrency + 1, statement_timeout_ms=0)  # scans and imports are long
     job_app = make_job_app(url, make_sessionmaker(engine))
 
     async def _run() -> None:
