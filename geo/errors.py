@@ -96,3 +96,9 @@ class Unavailable(SafezoneError):
     """A dependency (the database) is not available right now."""
 
     title = "Service unavailable"
+
+
+class TooLarge(SafezoneError):
+    """A request over a size limit: too many sites in a batch, too many rows (HTTP 413)."""
+
+    title = "Request too large"

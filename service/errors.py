@@ -23,6 +23,7 @@ from geo.errors import (
     NotFound,
     RulePackError,
     SafezoneError,
+    TooLarge,
     Unavailable,
 )
 
@@ -38,6 +39,7 @@ DEFAULT_STATUS_CODES: dict[type[Exception], int] = {
     NotFound: 404,
     Conflict: 409,
     Forbidden: 403,
+    TooLarge: 413,
     Unavailable: 503,
     RulePackError: 500,
     MappingError: 500,

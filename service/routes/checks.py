@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from shapely.geometry import Point
 
 from geo.coords import check_lonlat, point_to_wgs84
-from geo.errors import CoordinateError, InvalidInput
+from geo.errors import CoordinateError, InvalidInput, TooLarge
 from service.auth import requires
 from service.checks import CheckRequest, differences, evaluate_request, run_check
 from service.deps import OutCrsDep, SessionDep
@@ -142,7 +142,12 @@ async def create_batch(
     if not sites:
         raise InvalidInput("no sites to check", field="sites", value=0, message_zh="没有需要核查的地点")
     if len(sites) > MAX_SITES:
-        raise InvalidInput(f"at most {MAX_SITES} sites per batch, got {len(sites)}", field="sites", value=len(sites))
+        raise TooLarge(
+            f"sites: at most {MAX_SITES} sites per batch, got {len(sites)}; split the batch",
+            field="sites",
+            value=len(sites),
+            message_zh=f"sites：每批最多 {MAX_SITES} 个地点，收到 {len(sites)} 个，请拆分后提交",
+        )
     sites = [s if isinstance(s, dict) else {"_invalid": s} for s in sites]
     job_id = jobs_store.enqueue(
         session, kind="batch_check", params={"sites": sites, "token_id": token.id}, token_id=token.id, total=len(sites)
