@@ -15,7 +15,12 @@ KEEP_WINDOWS = 5
 
 
 def hit(session: Session, *, key: str) -> tuple[int, dt.datetime]:
-    """Count one request for ``key`` in the current window; returns the count so far and the window's end."""
+    """Count one request for ``key`` in the current window; returns the count so far and the window's end.
+
+    The counter row is hot (every request of one token updates it), so its transaction does not wait for
+    the WAL flush: a counter lost in a crash costs nothing, a lock held during an fsync costs throughput.
+    """
+    session.execute(text("SET LOCAL synchronous_commit = off"))
     row = session.execute(
         text(
             "INSERT INTO rate_windows (key, window_start, count) VALUES (:key, date_trunc('minute', now()), 1) "
