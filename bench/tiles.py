@@ -2,6 +2,7 @@
 
     ./run bench tiles                      # the demo city: 500 schools, 50,000 premises
     ./run bench tiles --premises 1000000   # the same city topped up to a million premises
+    ./run bench tiles --db safezone_bench  # an existing database as it is (not migrated, nothing added)
 
 The demo city is loaded with ``service.demo.load_demo`` into ``safezone_bench_<schools>_<premises>``
 (shared with ``bench/scan.py``, kept between runs). ``--premises`` above the loaded city's count clones
@@ -42,10 +43,10 @@ from service.demo import load_demo
 from service.settings import Settings
 from storage import tiles
 from storage.access import create_token
-from storage.database import clone_database, make_engine, make_sessionmaker, session_scope
+from storage.database import clone_database, make_engine, make_sessionmaker, resolve_url, session_scope
 from storage.settings import DatabaseSettings
 
-ZOOMS = (12, 13, 14, 15, 16)
+ZOOMS = [12, 13, 14, 15, 16]
 
 _BASELINE = text(
     """
@@ -145,15 +146,8 @@ def _row(label: str, samples: dict[int, list[float]]) -> None:
     print(f"{label:<28} {cells}   {statistics.median(allv):7.1f}/{_pct(allv, 0.95):7.1f}")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--schools", type=int, default=500)
-    ap.add_argument("--premises", type=int, default=50_000, help="premises in the city (topped up in SQL)")
-    ap.add_argument("--tiles-per-zoom", type=int, default=12)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--no-baseline", action="store_true")
-    args = ap.parse_args()
-
+def _bench_url(args: argparse.Namespace) -> str:
+    """The demo city's database (loaded if empty), cloned and topped up when ``--premises`` asks for more."""
     base_url = prepare_database(db_name=f"safezone_bench_{args.schools}_50000")
     base_url = make_url(base_url).render_as_string(hide_password=False)
     engine = make_engine(base_url, pool_size=2, statement_timeout_ms=3_600_000)
@@ -171,8 +165,27 @@ def main() -> None:
         if not exists:
             clone_database(url, base_url)
     engine = make_engine(url, pool_size=4, statement_timeout_ms=3_600_000)
+    _top_up(make_sessionmaker(engine), args.premises)
+    engine.dispose()
+    return url
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--schools", type=int, default=500)
+    ap.add_argument("--premises", type=int, default=50_000, help="premises in the city (topped up in SQL)")
+    ap.add_argument("--tiles-per-zoom", type=int, default=12)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--db", help="time this existing database of the cluster as it is (nothing migrated or added)")
+    ap.add_argument("--zooms", default=",".join(map(str, ZOOMS)), help="comma-separated zooms (default 12–16)")
+    args = ap.parse_args()
+    ZOOMS[:] = [int(z) for z in args.zooms.split(",")]
+
+    url = _bench_url(args) if args.db is None else make_url(resolve_url()).set(database=args.db)
+    url = make_url(url).render_as_string(hide_password=False)
+    engine = make_engine(url, pool_size=4, statement_timeout_ms=3_600_000)
     factory = make_sessionmaker(engine)
-    _top_up(factory, args.premises)
     with session_scope(factory) as s:
         n = s.execute(text("SELECT count(*) FROM premises")).scalar_one()
         token, _ = create_token(s, role="admin", name="bench-tiles", replace=True)

@@ -19,6 +19,7 @@ from service.routes import (
     exports,
     health,
     imports,
+    inspections,
     jobs,
     maps,
     notices,
@@ -27,6 +28,7 @@ from service.routes import (
     premises,
     reports,
     scans,
+    school_edits,
     schools,
     tiles,
 )
@@ -86,6 +88,8 @@ def create_app(settings: Settings | None = None, db_settings: DatabaseSettings |
     app.include_router(exports.router)
     app.include_router(notices.router)
     app.include_router(patrol.router)
+    app.include_router(inspections.router)
+    app.include_router(school_edits.router)
     errors.document_problems(app)
     idempotency.install(app)
     metrics.install(app)

@@ -509,6 +509,8 @@ class InspectionRecord(Base):
     items_done: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     note: Mapped[str | None] = mapped_column(Text)
     case_id: Mapped[int | None] = mapped_column(BigInteger)
+    # --- inspections --- (0006: one record per plan and period)
+    __table_args__ = (Index("uq_inspection_records_plan_period", "plan_id", "period_start", unique=True),)
 
 
 class Campaign(Base):
@@ -524,6 +526,9 @@ class Campaign(Base):
     lead_department: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = _now()
+    # --- inspections --- (0006: the campaign's scope)
+    categories: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    radius_m: Mapped[float | None] = mapped_column(Float)
 
 
 class CampaignCheck(Base):

@@ -683,3 +683,53 @@ def school_warnings(session: Session, school_id: int) -> list[dict[str, Any]]:
         }
         out.append(item)
     return out
+
+
+# --- incremental re-evaluation (school, campus and gate edits) ----------------------------------------
+
+
+def judge_campuses(
+    session: Session,
+    scan_id: int,
+    rules: Sequence[ScanRule],
+    *,
+    settings: ScanSettings,
+    campus_ids: Sequence[int],
+    district: str | None = None,
+) -> dict[str, Any]:
+    """Judge the premises near ``campus_ids`` against those campuses only and add the findings to ``scan_id``.
+
+    The same steps as :func:`run_scan` — the same campus table, pairing and ``_JUDGE`` statement — with the
+    campus table cut down to the given campuses, so the premises paired are only those within the search
+    bound (largest D + u + R, and the pass-1 site-accuracy allowance) of their current geometry (and in
+    ``district``, when the scan was of one district). A finding is per premises × permit × rule × campus, so
+    those campuses' findings depend on nothing else.
+
+    Returns the pairs measured and the ids of the premises evaluated.
+    """
+    _load_rules(session, rules)
+    _load_campuses(session, settings)
+    session.execute(text("DELETE FROM scan_campus WHERE campus_id <> ALL(:ids)"), {"ids": list(campus_ids)})
+    session.execute(text("ANALYZE scan_campus"))
+    _, pairs = _pair(session, district=district)
+    premises_ids = list(session.scalars(text("SELECT DISTINCT premises_id FROM scan_pairs ORDER BY 1")))
+    _load_units(session, on=settings.on)
+    session.execute(text(_JUDGE), {"scan_id": scan_id, "abs_m": _APPROX_ABS_M, "rel": _APPROX_REL})
+    return {"pairs": pairs, "premises_ids": premises_ids}
+
+
+def findings_by_ids(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Findings as the API shows them (GeoJSON-like dicts), in id order."""
+    if not ids:
+        return []
+    rows = session.execute(select(Finding, *_geo_cols()).where(Finding.id.in_(list(ids))).order_by(Finding.id)).all()
+    return [_finding_dict(r[0], (r[1], r[2], r[3])) for r in rows]
+
+
+def refresh_counts(session: Session, scan_id: int, **extra: Any) -> dict[str, Any]:
+    """Recount a scan's findings after an edit patched them; keeps the scan's other counts, adds ``extra``."""
+    scan = _scan(session, scan_id)
+    counts = dict(scan.counts or {}, **_counts(session, scan_id), **extra)
+    session.execute(update(Scan).where(Scan.id == scan_id).values(counts=counts))
+    session.flush()
+    return counts

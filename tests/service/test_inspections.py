@@ -1,0 +1,336 @@
+"""Inspections (日周月) across the National Day holiday, their records, campaign progress equal to the
+checks behind it, the district risk and responsibility lists, and the ledger overview page — on real PostGIS
+with an injected clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from storage import ledger as store
+from storage.models import CampaignCheck
+from tests.factories import add_premises, add_school, offset, square
+
+BJ = dt.timezone(dt.timedelta(hours=8))
+LON, LAT = 110.2900, 25.2700  # Guilin
+ADMIN = store.Actor("管理员", "admin")
+
+
+def at(y: int, m: int, d: int, h: int = 10) -> dt.datetime:
+    return dt.datetime(y, m, d, h, tzinfo=BJ)
+
+
+class Clock:
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(client) -> Clock:  # noqa: ANN001
+    c = Clock(at(2025, 9, 29))
+    client.app.state.clock = c
+    return c
+
+
+def _plan(client, headers, school_id: int, rhythm: str) -> dict:  # noqa: ANN001
+    r = client.post(
+        "/v1/inspections/plans",
+        json={"school_id": school_id, "rhythm": rhythm, "items": ["校门口摊贩"]},
+        headers=headers,
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _due(client, headers, date: str, **params) -> list[tuple]:  # noqa: ANN001, ANN003
+    r = client.get("/v1/inspections/due", params={"date": date, **params}, headers=headers)
+    assert r.status_code == 200, r.text
+    return [(i["plan_id"], i["period_start"], i["due_by"], i["status"]) for i in r.json()["items"]]
+
+
+def test_due_inspections_across_the_national_day_holiday(client, session, auth, clock) -> None:  # noqa: ANN001
+    school = add_school(session, name="象山小学", outline=square(LON, LAT, 100), district="450304")
+    other = add_school(session, name="七星中学", outline=square(LON + 0.01, LAT, 100), district="450305")
+    session.commit()
+    edu = auth("education", name="王老师")
+    daily = _plan(client, edu, school.id, "daily")["id"]
+    weekly = _plan(client, edu, school.id, "weekly")["id"]
+    monthly = _plan(client, edu, other.id, "monthly")["id"]
+    r = client.post(f"/v1/inspections/plans/{daily}/records", json={"items_done": ["校门口摊贩"]}, headers=edu)
+    assert (r.status_code, r.json()["period_start"], r.json()["done_by"]) == (201, "2025-09-29", "王老师")
+
+    # 2025-10-04 is inside the holiday (10-01…10-08 off): nothing new is due; 9-30 (Tuesday) was missed and
+    # the week of 9-29 was due by its last working day, 9-30
+    assert _due(client, edu, "2025-10-04", district="450304") == [
+        (daily, "2025-09-30", "2025-09-30", "overdue"),
+        (weekly, "2025-09-29", "2025-09-30", "overdue"),
+    ]
+    # 2025-10-09, the first working day after: today's daily round is due; the week of 10-06 runs to
+    # Saturday 10-11, an adjusted working day (调休); October's monthly round to Friday 10-31. The other
+    # school's plan started 9-29, inside September's period (due 9-30): that round was missed too
+    assert _due(client, edu, "2025-10-09") == [
+        (daily, "2025-09-30", "2025-09-30", "overdue"),
+        (weekly, "2025-09-29", "2025-09-30", "overdue"),
+        (monthly, "2025-09-01", "2025-09-30", "overdue"),
+        (daily, "2025-10-09", "2025-10-09", "due"),
+        (weekly, "2025-10-06", "2025-10-11", "due"),
+        (monthly, "2025-10-01", "2025-10-31", "due"),
+    ]
+    assert [d[0] for d in _due(client, edu, "2025-10-09", district="450305")] == [monthly, monthly]
+    too_long = client.get("/v1/inspections/due", params={"date": "2025-10-09", "since": "2024-01-01"}, headers=edu)
+    assert (too_long.status_code, too_long.json()["field"]) == (422, "since")
+
+
+def test_records_say_who_did_which_period_and_are_kept_apart_by_department(client, session, auth, clock) -> None:  # noqa: ANN001
+    school = add_school(session, name="象山小学", outline=square(LON, LAT, 100), district="450304")
+    session.commit()
+    edu = auth("education", name="王老师")
+    daily = _plan(client, edu, school.id, "daily")["id"]
+    weekly = _plan(client, edu, school.id, "weekly")["id"]
+
+    clock.now = at(2025, 10, 4)  # a holiday: the record goes to the last working day, 9-30
+    r = client.post(
+        f"/v1/inspections/plans/{daily}/records", json={"note": "节前补录"}, headers=auth("education", name="李老师")
+    )
+    assert (r.status_code, r.json()["period_start"], r.json()["done_by"]) == (201, "2025-09-30", "李老师")
+    again = client.post(f"/v1/inspections/plans/{daily}/records", json={"period_start": "2025-09-30"}, headers=edu)
+    assert again.status_code == 409
+    assert again.headers["content-type"].startswith("application/problem+json")
+    saturday = client.post(f"/v1/inspections/plans/{weekly}/records", json={"period_start": "2025-10-11"}, headers=edu)
+    assert (saturday.status_code, saturday.json()["field"]) == (422, "period_start")
+    client.post(f"/v1/inspections/plans/{weekly}/records", json={"period_start": "2025-09-29"}, headers=edu)
+
+    plan = client.get(f"/v1/inspections/plans/{daily}", headers=edu).json()
+    assert [(x["period_start"], x["done_by"], x["note"]) for x in plan["records"]] == [
+        ("2025-09-30", "李老师", "节前补录")
+    ]
+    done = client.get("/v1/inspections/due", params={"date": "2025-10-09", "include_done": "true"}, headers=edu).json()
+    assert {(i["period_start"], i["rhythm"], i["done_by"]) for i in done["items"] if i["status"] == "done"} == {
+        ("2025-09-30", "daily", "李老师"),
+        ("2025-09-29", "weekly", "王老师"),
+    }
+    assert done["counts"] == {"overdue": 1, "due": 2, "done": 2}  # 9-29 daily; 10-09 daily and week of 10-06
+
+    # the tobacco bureau does not run this plan: 404 and an empty due list; it cannot record for education
+    tob = auth("tobacco")
+    assert client.get(f"/v1/inspections/plans/{daily}", headers=tob).status_code == 404
+    assert _due(client, tob, "2025-10-09") == []
+    forged = {"school_id": school.id, "rhythm": "daily", "department": "education"}
+    assert client.post("/v1/inspections/plans", json=forged, headers=tob).status_code == 403
+    assert client.get("/v1/inspections/due", headers=auth("viewer")).status_code == 403
+
+
+def _stall(session, name: str, school_sw: tuple[float, float], north_m: float, district: str, **kw):  # noqa: ANN001, ANN003, ANN202
+    lon, lat = offset(*school_sw, north_m=-north_m)  # south of the campus's southern edge
+    return add_premises(session, name=name, lon=lon, lat=lat, district=district, **kw)
+
+
+def test_campaign_progress_equals_the_checks_behind_it(client, session, auth, clock) -> None:  # noqa: ANN001
+    a_sw, b_sw = (LON, LAT), (LON + 0.02, LAT)
+    add_school(session, name="象山小学", outline=square(*a_sw, 100), district="450304")
+    add_school(session, name="七星幼儿园", outline=square(*b_sw, 80), levels=["kindergarten"], district="450305")
+    a1 = _stall(session, "甲摊区", a_sw, 30, "450304", categories=["food_stall"])
+    a2 = _stall(session, "乙摊区", a_sw, 80, "450304", categories=["food_stall"])
+    far = _stall(session, "远处摊区", a_sw, 150, "450304", categories=["food_stall"])
+    _stall(session, "烟酒店", a_sw, 20, "450304", categories=["tobacco"])
+    b1 = _stall(session, "丙摊区", b_sw, 50, "450305", categories=["food_stall"])
+    b2 = _stall(
+        session, "丁小吃", b_sw, 95, "450305",
+        permits=[{"category": "food_stall", "issued": dt.date(2024, 1, 1), "status": "active"}],
+    )  # fmt: skip
+    session.commit()
+    admin, market = auth(), auth("market_supervision", name="市场监管张")
+    body = {"name": "2025年秋季校园周边食品经营专项检查", "categories": ["food_stall"], "district": "450300",
+            "starts": "2025-09-01", "ends": "2025-10-31", "lead_department": "market_supervision"}  # fmt: skip
+    r = client.post("/v1/campaigns", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    campaign = r.json()
+    assert campaign["radius_m"] == 100.0  # Guilin's food-stall rule (五(三)), from the pack in force
+    cid = campaign["id"]
+
+    scope = client.get(f"/v1/campaigns/{cid}/premises", headers=market).json()["premises"]
+    assert [(p["name"], p["school_name"], round(p["distance_m"])) for p in scope] == [
+        ("甲摊区", "象山小学", 30), ("乙摊区", "象山小学", 80),
+        ("丙摊区", "七星幼儿园", 50), ("丁小吃", "七星幼儿园", 95),
+    ]  # fmt: skip
+
+    def check(pid: int, result: str):  # noqa: ANN202
+        return client.post(f"/v1/campaigns/{cid}/checks", json={"premises_id": pid, "result": result}, headers=market)
+
+    assert check(a1.id, "rectification").status_code == 201
+    assert check(a1.id, "compliant").status_code == 201  # a correction replaces the check, never counts twice
+    assert check(b1.id, "rectification").status_code == 201
+    assert check(b2.id, "absent").status_code == 201
+    unknown_case = {"premises_id": a2.id, "result": "violation", "case_id": 999999}
+    assert client.post(f"/v1/campaigns/{cid}/checks", json=unknown_case, headers=market).status_code == 404
+    out = check(far.id, "compliant")
+    assert (out.status_code, out.json()["field"]) == (422, "premises_id")  # 150 m: not in scope
+
+    got = client.get(f"/v1/campaigns/{cid}", headers=market).json()["progress"]
+    assert got == [
+        {"district": "450304", "in_scope": 2, "checked": 1, "compliant": 1, "rectification": 0, "violation": 0,
+         "absent": 0, "checked_pct": 50.0},
+        {"district": "450305", "in_scope": 2, "checked": 2, "compliant": 0, "rectification": 1, "violation": 0,
+         "absent": 1, "checked_pct": 100.0},
+    ]  # fmt: skip
+    for row in got:
+        listed = client.get(f"/v1/campaigns/{cid}/premises", params={"district": row["district"]}, headers=market)
+        checked = [p for p in listed.json()["premises"] if p["result"]]
+        assert (listed.json()["count"], len(checked)) == (row["in_scope"], row["checked"])
+        assert all(p["checked_by"] == "市场监管张" for p in checked)
+    stored = session.scalar(select(func.count()).select_from(CampaignCheck).where(CampaignCheck.campaign_id == cid))
+    assert stored == sum(row["checked"] for row in got) == 3
+    assert a2.id not in {p["premises_id"] for p in scope if p["result"]}
+
+    clock.now = at(2025, 11, 3)  # after the campaign's end
+    assert check(a2.id, "compliant").status_code == 409
+    assert client.get(f"/v1/campaigns/{cid}", headers=auth("tobacco")).status_code == 404
+    assert client.get("/v1/campaigns", headers=auth("tobacco")).json()["campaigns"] == []
+
+
+def _case(session, n: int, *, school_id: int | None, status: str | None, category: str, lead: str,  # noqa: ANN001
+          deadline: dt.date, opened: dt.datetime = at(2025, 9, 1)) -> int:  # fmt: skip
+    return store.create_case(
+        session, subject=f"premises:risk{n}", rule_id=category, category=category, source="scan", state="warning",
+        title=f"案件{n}", lead_department=lead, now=opened, who=ADMIN, district_adcode="450304", school_id=school_id,
+        finding_status=status, deadline=deadline, deadline_source="manual",
+    )  # fmt: skip
+
+
+def test_risk_list_ranks_schools_and_cases_by_overdue_then_severity(client, session, auth, clock) -> None:  # noqa: ANN001
+    x = add_school(session, name="甲小学", outline=square(LON, LAT, 100), district="450304")
+    y = add_school(session, name="乙中学", outline=square(LON + 0.01, LAT, 100), district="450304")
+    z = add_school(session, name="丙幼儿园", outline=square(LON + 0.02, LAT, 100), district="450304")
+    ok, late = dt.date(2025, 12, 31), dt.date(2025, 9, 20)
+    x_review_late = _case(session, 1, school_id=x.id, status="review", category="lottery", lead="market_supervision",
+                          deadline=late)  # fmt: skip
+    x_violation = _case(session, 2, school_id=x.id, status="violation", category="internet_cafe",
+                        lead="culture_tourism", deadline=ok)  # fmt: skip
+    y_violation = _case(session, 3, school_id=y.id, status="violation", category="tobacco", lead="tobacco", deadline=ok)
+    z1 = _case(session, 4, school_id=z.id, status="nonconforming", category="tobacco", lead="tobacco",
+               deadline=dt.date(2025, 11, 1))  # fmt: skip
+    z2 = _case(session, 5, school_id=z.id, status="nonconforming", category="bar", lead="culture_tourism",
+               deadline=dt.date(2025, 10, 15))  # fmt: skip
+    loose = _case(session, 6, school_id=None, status="unlicensed", category="internet_cafe", lead="culture_tourism",
+                  deadline=late)  # fmt: skip
+    closed = _case(
+        session, 7, school_id=y.id, status="violation", category="bar", lead="culture_tourism", deadline=late
+    )
+    store.transition(session, closed, "dismissed", department=None, who=ADMIN, now=at(2025, 9, 2), reason="误报")
+    session.commit()
+    clock.now = at(2025, 9, 29)
+
+    r = client.get("/v1/risk-lists/450304", headers=auth())
+    assert r.status_code == 200, r.text
+    risks = r.json()["risks"]
+    assert [(s["rank"], s["school_name"], s["open"], s["overdue"]) for s in risks] == [
+        (1, "甲小学", 2, 1), (2, "乙中学", 1, 0), (3, "丙幼儿园", 2, 0), (4, None, 1, 1),
+    ]  # fmt: skip
+    assert [c["id"] for c in risks[0]["cases"]] == [x_review_late, x_violation]  # 9 days overdue comes first
+    assert risks[0]["cases"][0]["days_overdue"] == 9
+    assert [c["id"] for c in risks[1]["cases"]] == [y_violation]  # the dismissed case is not a risk
+    assert [c["id"] for c in risks[2]["cases"]] == [z2, z1]  # same severity: the nearer deadline first
+    assert [c["id"] for c in risks[3]["cases"]] == [loose]
+
+    duties = {d["department"]: d for d in r.json()["responsibilities"]}
+    assert (duties["culture_tourism"]["open"], duties["culture_tourism"]["overdue"]) == (3, 1)
+    assert (duties["tobacco"]["open"], duties["market_supervision"]["overdue"]) == (2, 1)
+    assert "internet_cafe.school" in {x["rule_id"] for x in duties["culture_tourism"]["leads"]}
+    assert "food_stall.gate" in {x["rule_id"] for x in duties["urban_management"]["cooperates"]}  # Guilin 五(三)
+
+    mine = client.get("/v1/risk-lists/450304", headers=auth("tobacco")).json()["risks"]
+    assert [(s["school_name"], [c["id"] for c in s["cases"]]) for s in mine] == [("乙中学", [y_violation]),
+                                                                                 ("丙幼儿园", [z1])]  # fmt: skip
+    assert client.get("/v1/risk-lists/4503", headers=auth()).status_code == 422
+
+
+def test_overview_page_shows_the_report_numbers_and_no_external_url(client, session, auth, make_token, clock) -> None:  # noqa: ANN001
+    school = add_school(session, name="甲小学", outline=square(LON, LAT, 100), district="450304")
+    for n, (cat, lead, opened) in enumerate(
+        [("bar", "culture_tourism", at(2025, 8, 5)), ("bar", "culture_tourism", at(2025, 9, 1)),
+         ("tobacco", "tobacco", at(2025, 9, 2)), ("food_stall", "urban_management", at(2025, 9, 3))]
+    ):  # fmt: skip
+        _case(session, 10 + n, school_id=school.id, status="violation", category=cat, lead=lead,
+              deadline=dt.date(2025, 9, 10), opened=opened)  # fmt: skip
+    session.commit()
+    clock.now = at(2025, 10, 1)
+    token = make_token("admin")
+    r = client.get("/maps/ledger", params={"token": token, "district": "450300"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    page = r.text
+    assert not re.search(r"https?://|//cdn|<script\s[^>]*src=|<link\s[^>]*href=", page)
+    assert page.count("<svg") == 4
+
+    report = client.get("/v1/reports/cases", params={"by": "category", "district": "450300"},
+                        headers={"Authorization": f"Bearer {token}"}).json()  # fmt: skip
+    by_category = page.split('id="by-category"')[1].split("</section>")[0]
+    shown = dict(re.findall(r'<text [^>]*data-key="[^"]* ([a-z_]+)">(\d+)</text>', by_category))
+    assert {k: int(v) for k, v in shown.items()} == {row["key"]: row["total"] for row in report["rows"]}
+    assert shown == {"bar": "2", "tobacco": "1", "food_stall": "1"}
+    assert re.search(r'id="open"><div class="v">4<', page) and re.search(r'id="overdue"><div class="v">4<', page)
+    trend = dict(re.findall(r'data-month="([\d-]+)" data-kind="opened">(\d+)<', page))
+    assert trend == {t["month"]: str(t["opened"]) for t in report["trend"]} == {"2025-08": "1", "2025-09": "3"}
+
+    assert client.get("/maps/ledger").status_code == 401
+    assert client.get("/maps/ledger", params={"token": make_token("viewer")}).status_code == 403
+    tob = client.get("/maps/ledger", headers={"Authorization": f"Bearer {make_token('tobacco')}"}).text
+    assert re.search(r'id="open"><div class="v">1<', tob)  # the tobacco bureau sees its own case only
+
+
+def test_campaign_scope_on_the_real_nanjing_extract_matches_the_reference_distances(
+    client, session, session_factory, auth, clock, nanjing_osm
+) -> None:  # noqa: ANN001
+    from geoalchemy2.shape import to_shape
+
+    from geo.measure import distance_to_outline
+    from service.importing import ImportOptions, import_osm
+    from storage.models import Campus, Permit, Premises, School
+
+    import_osm(session_factory, nanjing_osm, ImportOptions(created_by="test"))
+    cats = ["bar", "entertainment", "food_stall", "hazardous"]
+    body = {"name": "新街口校园周边专项检查", "categories": cats, "starts": "2025-09-01", "ends": "2025-10-31"}
+    r = client.post("/v1/campaigns", json=body, headers=auth())
+    assert r.status_code == 201, r.text
+    cid, radius = r.json()["id"], r.json()["radius_m"]
+    assert radius == 200.0  # the national pack's largest distance for these categories (bars, entertainment)
+
+    scope = {
+        p["premises_id"]: p for p in client.get(f"/v1/campaigns/{cid}/premises", headers=auth()).json()["premises"]
+    }
+    campuses = [
+        (sid, to_shape(g))
+        for sid, g in session.execute(select(Campus.school_id, Campus.geom).join(School).where(School.closed.is_(None)))
+    ]
+    permitted = set(session.scalars(select(Permit.premises_id).where(Permit.category.in_(cats))))
+    candidates = session.execute(select(Premises.id, Premises.geom, Premises.categories)).all()
+    expected = {}
+    for pid, geom, pcats in candidates:
+        if not (set(pcats or ()) & set(cats) or pid in permitted):
+            continue
+        site = to_shape(geom)
+        near = [
+            (distance_to_outline(site, outline).distance_m, sid)
+            for sid, outline in campuses
+            if outline.distance(site) < 0.005  # ~500 m: a pre-filter only
+        ]
+        best = min(near, default=None)
+        if best is not None and best[0] <= radius:
+            expected[pid] = best
+    assert len(expected) >= 5, "the extract has bars, entertainment venues, food stalls near schools"
+    assert set(scope) == set(expected)
+    for pid, (dist, school_id) in expected.items():
+        assert scope[pid]["distance_m"] == pytest.approx(dist, abs=0.5), pid
+        assert scope[pid]["school_id"] == school_id
+
+    first = sorted(scope)[:3]
+    for pid in first:
+        client.post(f"/v1/campaigns/{cid}/checks", json={"premises_id": pid, "result": "compliant"}, headers=auth())
+    [row] = client.get(f"/v1/campaigns/{cid}", headers=auth()).json()["progress"]
+    assert (row["district"], row["in_scope"], row["checked"], row["compliant"]) == ("", len(expected), 3, 3)
