@@ -110,27 +110,36 @@ def _begin(session: Session, kind: str, source: str, digest: str, opts: ImportOp
     return summary, batch
 
 
-def import_districts(factory: sessionmaker[Session], path: Path, opts: ImportOptions) -> store.ImportSummary:
+def _import_table(
+    factory: sessionmaker[Session],
+    kind: str,
+    path: Path,
+    opts: ImportOptions,
+    read: Callable[[Path], ParsedTable[Any]],
+    write: Callable[[Session, list[Any], int, store.ImportSummary], None],
+) -> store.ImportSummary:
+    """The shape every table import shares: hash, skip if seen, read and check, write, finish the batch."""
     digest = store.file_hash(path)
     with session_scope(factory) as session:
-        summary, batch = _begin(session, "districts", path.name, digest, opts)
+        summary, batch = _begin(session, kind, path.name, digest, opts)
         if batch is None:
             return summary
-        table = parse_districts(path)
+        table = read(path)
         _check(table, path.name, opts, summary)
-        store.write_districts(session, table.rows, batch_id=batch.id, summary=summary)
+        write(session, table.rows, batch.id, summary)
         store.finish_batch(session, batch, summary)
     return summary
 
 
+def import_districts(factory: sessionmaker[Session], path: Path, opts: ImportOptions) -> store.ImportSummary:
+    def write(session: Session, rows: list[Any], batch_id: int, summary: store.ImportSummary) -> None:
+        store.write_districts(session, rows, batch_id=batch_id, summary=summary)
+
+    return _import_table(factory, "districts", path, opts, parse_districts, write)
+
+
 def import_schools(factory: sessionmaker[Session], path: Path, opts: ImportOptions) -> store.ImportSummary:
-    digest = store.file_hash(path)
-    with session_scope(factory) as session:
-        summary, batch = _begin(session, "schools", path.name, digest, opts)
-        if batch is None:
-            return summary
-        table = parse_schools(path, crs=opts.crs)
-        _check(table, path.name, opts, summary)
+    def write(session: Session, rows: list[Any], batch_id: int, summary: store.ImportSummary) -> None:
         records = [
             store.SchoolRecord(
                 school_ext=f"register:{r.school_id}",
@@ -158,11 +167,11 @@ def import_schools(factory: sessionmaker[Session], path: Path, opts: ImportOptio
                 closed=r.closed,
                 licensed=r.licensed,
             )
-            for r in table.rows
+            for r in rows
         ]
-        store.write_schools(session, records, batch_id=batch.id, summary=summary)
-        store.finish_batch(session, batch, summary)
-    return summary
+        store.write_schools(session, records, batch_id=batch_id, summary=summary)
+
+    return _import_table(factory, "schools", path, opts, lambda p: parse_schools(p, crs=opts.crs), write)
 
 
 def import_gates_frame(session: Session, frame: Any, *, batch_id: int, summary: store.ImportSummary) -> None:
@@ -250,16 +259,10 @@ def import_permits(
 
 
 def import_cameras(factory: sessionmaker[Session], path: Path, opts: ImportOptions) -> store.ImportSummary:
-    digest = store.file_hash(path)
-    with session_scope(factory) as session:
-        summary, batch = _begin(session, "cameras", path.name, digest, opts)
-        if batch is None:
-            return summary
-        table = parse_cameras(path, crs=opts.crs)
-        _check(table, path.name, opts, summary)
-        store.write_cameras(session, table.rows, batch_id=batch.id, summary=summary)
-        store.finish_batch(session, batch, summary)
-    return summary
+    def write(session: Session, rows: list[Any], batch_id: int, summary: store.ImportSummary) -> None:
+        store.write_cameras(session, rows, batch_id=batch_id, summary=summary)
+
+    return _import_table(factory, "cameras", path, opts, lambda p: parse_cameras(p, crs=opts.crs), write)
 
 
 def _write_osm(session: Session, extract: OsmExtract, batch_id: int, summary: store.ImportSummary) -> None:

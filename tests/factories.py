@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from storage.models import Campus, Gate, Permit, Premises, School
 
 GEOD = Geod(ellps="WGS84")
+BJ = dt.timezone(dt.timedelta(hours=8))  # Asia/Shanghai
 _seq = itertools.count(1)
 
 
@@ -100,3 +102,18 @@ def add_premises(
     session.add(p)
     session.flush()
     return p
+
+
+def at(y: int, m: int, d: int, h: int = 10) -> dt.datetime:
+    """A moment in Beijing time."""
+    return dt.datetime(y, m, d, h, tzinfo=BJ)
+
+
+class Clock:
+    """An injectable clock: tests move ``now``."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now

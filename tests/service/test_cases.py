@@ -12,23 +12,10 @@ from service import ledger
 from service.scanning import run_scan
 from service.settings import Settings
 from storage.models import Case, CaseFinding, Job, Premises
-from tests.factories import add_premises, add_school, offset, square
+from tests.factories import Clock, add_premises, add_school, at, offset, square
 
 PROBLEM = "application/problem+json"
-BJ = dt.timezone(dt.timedelta(hours=8))
 LON, LAT = 118.7800, 32.0400  # central Nanjing (no district loaded: the national pack applies)
-
-
-def at(y: int, m: int, d: int, h: int = 10) -> dt.datetime:
-    return dt.datetime(y, m, d, h, tzinfo=BJ)
-
-
-class Clock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 @pytest.fixture

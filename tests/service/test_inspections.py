@@ -12,23 +12,10 @@ from sqlalchemy import func, select
 
 from storage import ledger as store
 from storage.models import CampaignCheck
-from tests.factories import add_premises, add_school, offset, square
+from tests.factories import Clock, add_premises, add_school, at, offset, square
 
-BJ = dt.timezone(dt.timedelta(hours=8))
 LON, LAT = 110.2900, 25.2700  # Guilin
 ADMIN = store.Actor("管理员", "admin")
-
-
-def at(y: int, m: int, d: int, h: int = 10) -> dt.datetime:
-    return dt.datetime(y, m, d, h, tzinfo=BJ)
-
-
-class Clock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 @pytest.fixture
