@@ -121,7 +121,8 @@ def test_postgis_stopped_under_load(cluster: LocalCluster, tmp_path: Path) -> No
         server.terminate()
         server.wait(timeout=30)
 
-    before = [o for o in outcomes if o.started < down_at]
+    # a request in flight when the database stops may fairly answer 503: judge those finished before it stopped
+    before = [o for o in outcomes if o.started + o.seconds < down_at]
     during = [o for o in outcomes if down_at + 0.5 < o.started < up_at - 0.2]
     tail = [o for o in outcomes if o.started > up_at + 2.0]
     assert before and all(o.status == 200 for o in before), {o.status for o in before}
