@@ -21,6 +21,7 @@ All geometries are in longitude/latitude (EPSG:4326, ``x`` = longitude).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -177,6 +178,10 @@ def distance_to_gates(site: BaseGeometry, gates: Sequence[Point]) -> tuple[int, 
     return best, best_meas
 
 
+_FRAMES = threading.local()
+_FRAMES_PER_THREAD = 256
+
+
 class LocalMetricFrame:
     """A transverse Mercator frame centred in one city, for many distances at once.
 
@@ -205,6 +210,23 @@ class LocalMetricFrame:
 
     def __repr__(self) -> str:
         return f"LocalMetricFrame(lon0={self.lon0!r}, lat0={self.lat0!r})"
+
+    @classmethod
+    def around(cls, lon: float, lat: float) -> LocalMetricFrame:
+        """A frame whose centre is within 0.05° of (lon, lat), shared by the calls of one thread.
+
+        Building a PROJ transformer takes milliseconds, more than a pre-check's whole walking search; the
+        frame is exact to millimetres far beyond the 5 km its centre may be away, so one frame per 0.1°
+        cell serves every site in it. Transformers are not shared between threads.
+        """
+        key = (round(lon * 10) / 10, round(lat * 10) / 10)
+        cache: dict[tuple[float, float], LocalMetricFrame] = _FRAMES.__dict__.setdefault("cache", {})
+        frame = cache.get(key)
+        if frame is None:
+            if len(cache) >= _FRAMES_PER_THREAD:
+                cache.clear()
+            frame = cache[key] = cls(*key)
+        return frame
 
     def project(self, lonlat: np.ndarray) -> np.ndarray:
         """Project an ``(n, 2)`` array of longitude/latitude into the frame (metres)."""

@@ -87,7 +87,7 @@ class WalkingNetwork:
         self._length = cum_m[coord_start[1:] - 1]  # (E,)
 
         lo, hi = coords.min(axis=0), coords.max(axis=0)
-        self._frame = LocalMetricFrame((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2)
+        self._frame = LocalMetricFrame.around((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2)
         xy = self._frame.project(coords)
         edge_of = np.repeat(np.arange(len(edge_u)), np.diff(coord_start))
         self._lines_p = shapely.linestrings(xy, indices=edge_of)

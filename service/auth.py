@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from storage.access import ROLES, TokenInfo, lookup_token
+from storage.access import ROLES, TokenInfo, lookup_token_cached
 
 ALL_ROLES = frozenset(ROLES)
 _READERS_OF_TRADERS = frozenset(
@@ -63,9 +63,8 @@ def current_token(
     """The caller's token; 401 when missing or not valid."""
     if credentials is None or not credentials.credentials:
         raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-    factory = request.app.state.sessionmaker
-    with factory() as session:
-        info = lookup_token(session, credentials.credentials)
+    state = request.app.state
+    info = lookup_token_cached(state.sessionmaker, credentials.credentials, ttl_s=state.settings.token_cache_s)
     if info is None:
         raise HTTPException(401, "the token is not valid or has been revoked", headers={"WWW-Authenticate": "Bearer"})
     request.state.token = info

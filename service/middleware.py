@@ -30,9 +30,10 @@ import uuid
 from typing import Any
 
 import anyio
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -145,18 +146,43 @@ def _caller_key(scope: Scope) -> str | None:
 
 
 def _object_ids(scope: Scope, body: bytes, content_type: str) -> dict[str, Any]:
-    ids: dict[str, Any] = {str(k): str(v) for k, v in (scope.get("path_params") or {}).items()}
+    data: Any = None
     if body and "json" in content_type and len(body) <= _MAX_AUDITED_BODY:
         try:
             data = json.loads(body)
         except ValueError:
-            return ids
-        if isinstance(data, dict):
-            for key, value in data.items():
-                named = key == "id" or key.endswith("_id")
-                if named and isinstance(value, (str, int)) and not isinstance(value, bool):
-                    ids[key] = str(value)
+            data = None
+    return _ids_of(scope, data)
+
+
+def _ids_of(scope: Scope, data: Any) -> dict[str, Any]:
+    """The ids an audit row names: the path's parameters and the answer's ``id``/``*_id`` fields."""
+    ids: dict[str, Any] = {str(k): str(v) for k, v in (scope.get("path_params") or {}).items()}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            named = key == "id" or key.endswith("_id")
+            if named and isinstance(value, (str, int)) and not isinstance(value, bool):
+                ids[key] = str(value)
     return ids
+
+
+def audit_in_transaction(session: Session, request: Request, answer: dict[str, Any], *, status: int = 200) -> None:
+    """Write this request's audit row in the handler's own transaction, so that it commits with the answer.
+
+    For the hot path (pre-checks): one commit instead of two. The middleware then writes no row of its own
+    for a successful answer; a failed one (the transaction rolled back) still gets its row from it.
+    """
+    scope = request.scope
+    tok = getattr(request.state, "token", None)
+    started = scope.get("state", {}).get("started")
+    audit_store.record(
+        session, method=scope["method"], path=scope["path"], status=status, token_id=getattr(tok, "id", None),
+        token_name=getattr(tok, "name", None), role=getattr(tok, "role", None), route=_route(scope),
+        object_ids=_ids_of(scope, answer), client=(scope.get("client") or (None,))[0],
+        request_id=request_id_var.get(), idempotency_key=_header(scope, b"idempotency-key"),
+        duration_ms=None if started is None else round((time.perf_counter() - started) * 1000, 2),
+    )  # fmt: skip
+    request.state.audited = True
 
 
 def _route(scope: Scope) -> str:
@@ -171,6 +197,7 @@ class OpsMiddleware:
     def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
         self.app = app
         self.fastapi_app = fastapi_app
+        self.counter = ratelimit.RateCounter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -182,6 +209,7 @@ class OpsMiddleware:
         rid = incoming if incoming and _SAFE_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(rid)
         started = time.perf_counter()
+        scope.setdefault("state", {})["started"] = started
         method, path = scope["method"], scope["path"]
         status_box = {"status": 500}
         try:
@@ -243,11 +271,12 @@ class OpsMiddleware:
         key = _caller_key(scope)
         if key is None:
             return None
-        try:
-            count, window_end = await anyio.to_thread.run_sync(self._hit, key)
-        except Exception as exc:  # noqa: BLE001 - fail open: the handler will answer 503 if the database is away
-            log.warning("rate limit not counted: %s", exc.__class__.__name__)
-            return None
+        count, window_end, due = self.counter.hit(key)
+        if due:
+            try:
+                count = await anyio.to_thread.run_sync(self._sync, key)
+            except Exception as exc:  # noqa: BLE001 - fail open: the handler will answer 503 if the database is away
+                log.warning("rate limit not shared: %s", exc.__class__.__name__)
         if count <= ops.rate_limit_per_min:
             return None
         self._count_rejected("rate_limit")
@@ -262,9 +291,9 @@ class OpsMiddleware:
             limit=ops.rate_limit_per_min,
         )
 
-    def _hit(self, key: str) -> tuple[int, dt.datetime]:
-        with session_scope(self.fastapi_app.state.sessionmaker) as session:
-            return ratelimit.hit(session, key=key)
+    def _sync(self, key: str) -> int:
+        factory = self.fastapi_app.state.sessionmaker
+        return self.counter.sync(key, lambda: session_scope(factory))
 
     def _count_rejected(self, reason: str) -> None:
         metrics = getattr(self.fastapi_app.state, "metrics", None)
@@ -310,6 +339,11 @@ class OpsMiddleware:
         body = b"".join(chunks)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in start.get("headers", [])}
         status = start["status"]
+        if status < 400 and (scope.get("state") or {}).get("audited"):
+            self._observe(scope, status, body, headers)
+            await send(start)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
         try:
             await anyio.to_thread.run_sync(self._write_audit, scope, status, body, headers, rid, started)
         except Exception as exc:  # noqa: BLE001
@@ -334,8 +368,7 @@ class OpsMiddleware:
         tok = (scope.get("state") or {}).get("token")
         content_type = headers.get("content-type", "")
         ids = _object_ids(scope, body, content_type)
-        if status < 400 and scope["path"].rstrip("/") == "/v1/checks" and "json" in content_type:
-            self._observe_check(body)
+        self._observe(scope, status, body, headers)
         with session_scope(self.fastapi_app.state.sessionmaker) as session:
             audit_store.record(
                 session, method=scope["method"], path=scope["path"], status=status, token_id=getattr(tok, "id", None),
@@ -344,6 +377,10 @@ class OpsMiddleware:
                 idempotency_key=_header(scope, b"idempotency-key"),
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )  # fmt: skip
+
+    def _observe(self, scope: Scope, status: int, body: bytes, headers: dict[str, str]) -> None:
+        if status < 400 and scope["path"].rstrip("/") == "/v1/checks" and "json" in headers.get("content-type", ""):
+            self._observe_check(body)
 
     def _observe_check(self, body: bytes) -> None:
         metrics = getattr(self.fastapi_app.state, "metrics", None)

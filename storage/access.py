@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from geo.errors import InvalidInput, NotFound
 from storage.models import Department, Token
@@ -82,6 +84,7 @@ def create_token(
             .where(Token.name == name, Token.revoked_at.is_(None))
             .values(revoked_at=dt.datetime.now(dt.UTC))
         )
+        forget_tokens()
     clear = "sz_" + secrets.token_urlsafe(32)
     row = Token(token_hash=hash_token(clear), prefix=clear[:10], name=name, role=role, department_id=department)
     session.add(row)
@@ -96,6 +99,7 @@ def revoke_token(session: Session, *, token_id: int) -> None:
         raise NotFound(msg, field="id", value=token_id)
     row.revoked_at = row.revoked_at or dt.datetime.now(dt.UTC)
     session.flush()
+    forget_tokens()
 
 
 def list_tokens(session: Session) -> list[dict[str, object]]:
@@ -122,3 +126,40 @@ def lookup_token(session: Session, clear: str) -> TokenInfo | None:
     if row is None:
         return None
     return TokenInfo(row.id, row.name, row.role, row.department_id, row.prefix)
+
+
+# --- a short-lived cache of looked-up tokens ----------------------------------------------------------------
+
+_cache: dict[str, tuple[float, TokenInfo | None]] = {}
+_cache_lock = threading.Lock()
+_CACHE_MAX = 10_000
+
+
+def forget_tokens() -> None:
+    """Drop every cached token of this process (called on revocation)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def lookup_token_cached(factory: sessionmaker[Session], clear: str, *, ttl_s: float) -> TokenInfo | None:
+    """:func:`lookup_token`, remembered for ``ttl_s`` seconds (0: always ask the database).
+
+    A token revoked in this process is forgotten at once; one revoked by another process (the CLI, another
+    API replica) stops working here within ``ttl_s``. Unknown tokens are remembered too, so a flood of
+    bad tokens does not become a flood of queries.
+    """
+    if ttl_s <= 0:
+        with factory() as session:
+            return lookup_token(session, clear)
+    key = hash_token(clear)
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    with factory() as session:
+        info = lookup_token(session, clear)
+    with _cache_lock:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()
+        _cache[key] = (now + ttl_s, info)
+    return info

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import func, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from storage.models import AuditEntry
@@ -28,14 +29,22 @@ def record(
     duration_ms: float | None = None,
 ) -> int:
     """Add one audit row; returns its id."""
-    row = AuditEntry(
-        method=method, path=path[:2000], status=status, token_id=token_id, token_name=token_name, role=role,
-        route=route, object_ids=object_ids or {}, client=client, request_id=request_id,
-        idempotency_key=idempotency_key, duration_ms=duration_ms,
-    )  # fmt: skip
-    session.add(row)
-    session.flush()
-    return row.id
+    return session.execute(
+        _INSERT,
+        {
+            "method": method, "path": path[:2000], "status": status, "token_id": token_id, "token_name": token_name,
+            "role": role, "route": route, "object_ids": json.dumps(object_ids or {}, ensure_ascii=False),
+            "client": client, "request_id": request_id, "idempotency_key": idempotency_key,
+            "duration_ms": duration_ms,
+        },
+    ).scalar_one()  # fmt: skip
+
+
+_INSERT = text(
+    "INSERT INTO audit_log (method, path, status, token_id, token_name, role, route, object_ids, client, "
+    "request_id, idempotency_key, duration_ms) VALUES (:method, :path, :status, :token_id, :token_name, :role, "
+    ":route, CAST(:object_ids AS jsonb), :client, :request_id, :idempotency_key, :duration_ms) RETURNING id"
+)
 
 
 def _public(row: AuditEntry) -> dict[str, Any]:

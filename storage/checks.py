@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import shapely
-from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import NotFound
-from storage.models import Decision, StreetEdge
+from storage.models import Decision
 
 
 def district_at(session: Session, geom: BaseGeometry) -> str | None:
@@ -86,17 +86,19 @@ def campuses_near(session: Session, geom: BaseGeometry, radius_m: float) -> list
     ]
 
 
+_EDGES_NEAR = text(
+    "SELECT u, v, ST_AsBinary(geom) AS geom, batch_id FROM street_edges "
+    "WHERE ST_DWithin(geom::geography, ST_GeogFromWKB(:wkb), :radius)"
+)
+
+
 def street_edges_near(
     session: Session, geom: BaseGeometry, radius_m: float
 ) -> list[tuple[int, int, BaseGeometry, int | None]]:
     """Walkable street edges within ``radius_m`` of the site: (u, v, LineString, batch id)."""
-    site = func.ST_GeogFromWKB(func.ST_AsBinary(from_shape(geom, srid=4326)))
-    rows = session.execute(
-        select(StreetEdge.u, StreetEdge.v, StreetEdge.geom, StreetEdge.batch_id).where(
-            func.ST_DWithin(func.geography(StreetEdge.geom), site, radius_m)
-        )
-    ).all()
-    return [(u, v, to_shape(g), b) for u, v, g, b in rows]
+    rows = session.execute(_EDGES_NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m}).all()
+    lines = shapely.from_wkb([bytes(r.geom) for r in rows])
+    return [(r.u, r.v, line, r.batch_id) for r, line in zip(rows, lines, strict=True)]
 
 
 def save_decision(
@@ -113,14 +115,22 @@ def save_decision(
     inputs: dict[str, Any],
     result: dict[str, Any],
 ) -> None:
-    session.add(
-        Decision(
-            id=decision_id, token_id=token_id, category=category, outcome=outcome, pack_version=pack_version,
-            batch_ids=batch_ids, district_adcode=district, geom=from_shape(geom, srid=4326), inputs=inputs,
-            result=result,
-        )
+    session.execute(
+        _INSERT_DECISION,
+        {
+            "id": decision_id, "token_id": token_id, "category": category, "outcome": outcome,
+            "pack_version": pack_version, "batch_ids": batch_ids, "district": district,
+            "wkb": shapely.to_wkb(geom), "inputs": json.dumps(inputs, ensure_ascii=False),
+            "result": json.dumps(result, ensure_ascii=False),
+        },
     )  # fmt: skip
-    session.flush()
+
+
+_INSERT_DECISION = text(
+    "INSERT INTO decisions (id, token_id, category, outcome, pack_version, batch_ids, district_adcode, geom, "
+    "inputs, result) VALUES (:id, :token_id, :category, :outcome, :pack_version, CAST(:batch_ids AS bigint[]), "
+    ":district, ST_GeomFromWKB(:wkb, 4326), CAST(:inputs AS jsonb), CAST(:result AS jsonb))"
+)
 
 
 def get_decision(session: Session, decision_id: uuid.UUID) -> dict[str, Any]:

@@ -239,7 +239,10 @@ class StreetEdge(Base):
     name: Mapped[str | None] = mapped_column(Text)
     geom: Mapped[Any] = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=True))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id"))
-    __table_args__ = (UniqueConstraint("source_ref", "u", "v", name="uq_street_edges_ref_u_v"),)
+    __table_args__ = (
+        UniqueConstraint("source_ref", "u", "v", name="uq_street_edges_ref_u_v"),
+        _geog_index("street_edges"),
+    )
 
 
 class Decision(Base):

@@ -18,6 +18,7 @@ from service.checks import CheckRequest, differences, evaluate_request, run_chec
 from service.deps import OutCrsDep, SessionDep
 from service.geojson import convert_tree
 from service.idempotency import IdempotencyDep
+from service.middleware import audit_in_transaction
 from storage import checks as store
 from storage import jobs as jobs_store
 from storage.access import TokenInfo
@@ -38,6 +39,7 @@ def create_check(
     answer = run_check(
         session, body, rules=state.rules, school_accuracy_m=state.settings.school_accuracy_m, token_id=token.id
     )
+    audit_in_transaction(session, request, answer)
     return idem.save(convert_tree(answer, out_crs))
 
 
