@@ -2,6 +2,7 @@
 
     ./run bench scan                                   # 500 schools, 50,000 premises (< 2 min)
     ./run bench scan --schools 10000 --premises 1000000
+    ./run bench scan --db safezone_bench                # an existing database (e.g. the 1M demo city)
 
 Builds the demo city (``service.demo.load_demo``) in a database of its own (``safezone_bench_<size>``, kept
 between runs: the load is idempotent), then, side by side in one run:
@@ -90,10 +91,11 @@ def main() -> None:
     ap.add_argument("--schools", type=int, default=500)
     ap.add_argument("--premises", type=int, default=50_000)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--db", help="use this existing database (its city as loaded) instead of building one")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    url = prepare_database(db_name=f"safezone_bench_{args.schools}_{args.premises}")
+    url = prepare_database(db_name=args.db or f"safezone_bench_{args.schools}_{args.premises}")
     url = make_url(url).render_as_string(hide_password=False)
     engine = make_engine(url, pool_size=2, statement_timeout_ms=3_600_000)
     factory = make_sessionmaker(engine)

@@ -103,6 +103,10 @@ def uncertainty(*, site_accuracy_m: float, school_accuracy_m: float, crs: str) -
     return site + school + (_CGCS2000_DRIFT_M if crs == "cgcs2000" else 0.0)
 
 
+#: Distances are compared to the micrometre (the same in the scan's SQL: ``storage.scan._JUDGE``).
+RESOLUTION_M = 1e-6
+
+
 def classify(
     d: float,
     D: float,  # noqa: N803 - the DESIGN's symbol
@@ -131,7 +135,9 @@ def classify(
     Returns
     -------
     {'prohibited', 'review', 'allowed'}
-        With ``u = 0`` the threshold is inclusive: ``d == D`` is prohibited.
+        With ``u = 0`` the threshold is inclusive: ``d == D`` is prohibited. Distances are compared to
+        :data:`RESOLUTION_M` (a micrometre): a site placed at exactly D whose computed distance carries
+        floating-point noise of 1e-10 m is at D.
     """
     d = _finite_nonneg(d, name="distance_m")
     u = _finite_nonneg(u, name="u")
@@ -140,6 +146,7 @@ def classify(
         msg = "the rule distance must be > 0, got 0"
         raise InvalidInput(msg, message_zh="规则距离须大于0，收到 0", field="limit_m", value=D)
     radius = 0.0 if point_only_radius_m is None else _finite_nonneg(point_only_radius_m, name="campus_radius_m")
+    d = d - RESOLUTION_M
     if d > D + u + radius:
         return "allowed"
     if not underestimate and d <= D - u:

@@ -264,7 +264,7 @@ def patch_latest_scan(
             SELECT DISTINCT ON (n.id) o.id AS old_id, n.id AS new_id,
                    (o.status, o.due_date) IS DISTINCT FROM (n.status, n.due_date) AS changed
             FROM edit_new n
-            JOIN edit_old o ON o.premises_id = n.premises_id AND o.permit_id IS NOT DISTINCT FROM n.permit_id
+            JOIN edit_old o ON o.premises_id = n.premises_id AND coalesce(o.permit_id, -1) = coalesce(n.permit_id, -1)
                            AND o.rule_id = n.rule_id AND o.campus_id = n.campus_id
             ORDER BY n.id, o.id
             """

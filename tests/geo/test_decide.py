@@ -93,7 +93,11 @@ def rule_result(result, rule_id: str):
 # --- classify ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("d", "expected"), [(49.999, "prohibited"), (50.0, "prohibited"), (50.001, "allowed")])
+@pytest.mark.parametrize(
+    ("d", "expected"),
+    [(49.999, "prohibited"), (50.0, "prohibited"), (50.0 + 2e-10, "prohibited"), (50.00001, "allowed")]
+    + [(50.001, "allowed")],
+)
 def test_classify_is_inclusive_at_u_zero(d: float, expected: str) -> None:
     assert classify(d, 50, 0) == expected
 
