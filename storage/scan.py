@@ -152,7 +152,7 @@ def _load_rules(session: Session, rules: Sequence[ScanRule]) -> None:
     )  # fmt: skip
 
 
-def _load_campuses(session: Session, settings: ScanSettings) -> None:
+def _load_campuses(session: Session, settings: ScanSettings, campus_ids: Sequence[int] | None = None) -> None:
     copy_into_temp(
         session, "scan_radius", [("level", "text"), ("radius", "float8")], _radius_rows(settings.campus_radius_m)
     )
@@ -184,13 +184,14 @@ def _load_campuses(session: Session, settings: ScanSettings) -> None:
                     JOIN schools s ON s.id = c.school_id
                     LEFT JOIN LATERAL (SELECT ST_Collect(gt.geom) AS gates FROM gates gt
                                        WHERE gt.campus_id = c.id AND gt.in_use) g ON true
-                    WHERE s.closed IS NULL OR s.closed > :on
+                    WHERE (s.closed IS NULL OR s.closed > :on)
+                      AND (CAST(:ids AS bigint[]) IS NULL OR c.id = ANY(CAST(:ids AS bigint[])))
                 ) a
             ) b
             """
         ),
         {"school_acc": settings.school_accuracy_m, "on": settings.on, "safety": _SAFETY, "m_lon": _M_PER_DEG_LON_EQ,
-         "e2": _E2, "a": _A},
+         "e2": _E2, "a": _A, "ids": None if campus_ids is None else list(campus_ids)},
     )  # fmt: skip
     session.execute(text("CREATE INDEX ON scan_campus USING gist (geom)"))
     session.execute(text("CREATE INDEX ON scan_campus (campus_id)"))
@@ -795,9 +796,7 @@ def judge_campuses(
     Returns the pairs measured and the ids of the premises evaluated.
     """
     _load_rules(session, rules)
-    _load_campuses(session, settings)
-    session.execute(text("DELETE FROM scan_campus WHERE campus_id <> ALL(:ids)"), {"ids": list(campus_ids)})
-    session.execute(text("ANALYZE scan_campus"))
+    _load_campuses(session, settings, campus_ids)
     _, pairs = _pair(session, district=district)
     premises_ids = list(session.scalars(text("SELECT DISTINCT premises_id FROM scan_pairs ORDER BY 1")))
     _load_units(session, on=settings.on)
