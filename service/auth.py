@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from storage.access import ROLES, TokenInfo, lookup_token_cached
+from storage.access import ROLES, TokenInfo, lookup_token_cached, remembered_token
 
 ALL_ROLES = frozenset(ROLES)
 _READERS_OF_TRADERS = frozenset(
@@ -56,15 +57,23 @@ POLICY: dict[str, frozenset[str]] = {
 _bearer = HTTPBearer(auto_error=False, description="API token from `safezone token create`")
 
 
-def current_token(
+async def current_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> TokenInfo:
-    """The caller's token; 401 when missing or not valid."""
+    """The caller's token; 401 when missing or not valid.
+
+    Asynchronous: a token this process remembers costs no thread hop; only a lookup goes to a thread.
+    """
     if credentials is None or not credentials.credentials:
         raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     state = request.app.state
-    info = lookup_token_cached(state.sessionmaker, credentials.credentials, ttl_s=state.settings.token_cache_s)
+    ttl = state.settings.token_cache_s
+    found, info = remembered_token(credentials.credentials) if ttl > 0 else (False, None)
+    if not found:
+        info = await anyio.to_thread.run_sync(
+            lambda: lookup_token_cached(state.sessionmaker, credentials.credentials, ttl_s=ttl)
+        )
     if info is None:
         raise HTTPException(401, "the token is not valid or has been revoked", headers={"WWW-Authenticate": "Bearer"})
     request.state.token = info
@@ -78,7 +87,7 @@ def requires(permission: str) -> Callable[..., TokenInfo]:
         raise ValueError(msg)
     allowed = POLICY[permission]
 
-    def _check(token: Annotated[TokenInfo, Depends(current_token)]) -> TokenInfo:
+    async def _check(token: Annotated[TokenInfo, Depends(current_token)]) -> TokenInfo:
         if token.role not in allowed:
             raise HTTPException(403, f"role {token.role!r} may not {permission}")
         return token

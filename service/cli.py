@@ -311,7 +311,9 @@ def _ledger_now(now: str | None):  # noqa: ANN202
 def ledger_tick(
     now: Annotated[str | None, typer.Option(help="ISO time to run the clock at (default: now; naive: Beijing)")] = None,
 ) -> None:
-    """Run the overdue clock: flag cases past their deadline and queue a signed webhook event for each."""
+    """Run the overdue clock: raise cases past their deadline up the escalation ladder (level 1: the lead
+    department; level 2 and on: the next authority, e.g. the district government), once per level, each with a
+    signed webhook event (`case.overdue`, then `case.escalated`)."""
     from service.ledger import tick
 
     engine, factory = _factory()

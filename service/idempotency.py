@@ -109,6 +109,16 @@ def _check(stored: store.Stored | None, fingerprint: str, key: str) -> None:
     raise IdempotentReplay(stored.response_status or 200, stored.response)
 
 
+def claim(session: Session, request: Request, token: TokenInfo, fingerprint: str, key: str | None) -> Idempotency:
+    """Claim ``key`` in ``session``'s transaction (for handlers that open their own session)."""
+    return same_transaction(request, session, token, fingerprint, key)
+
+
+async def fingerprint_if_keyed(request: Request, key: KeyHeader = None) -> str:
+    """The request's fingerprint when it carries an ``Idempotency-Key``, else ``""`` (the body unread)."""
+    return await _fingerprint(request) if key is not None else ""
+
+
 def same_transaction(
     request: Request,
     session: SessionDep,

@@ -22,8 +22,10 @@ class Settings(BaseSettings):
     default_adcode: str | None = None
     school_accuracy_m: float = Field(5.0, ge=0, description="default positional accuracy of OSM school geometry")
     token_cache_s: float = Field(
-        5.0, ge=0, description="how long an API process remembers a looked-up token (a revocation elsewhere takes "
-        "effect within it; 0: ask the database on every request)"
+        5.0,
+        ge=0,
+        description="how long an API process remembers a looked-up token (a revocation elsewhere takes "
+        "effect within it; 0: ask the database on every request)",
     )
     page_limit_default: int = 100
     page_limit_max: int = 1000

@@ -141,6 +141,14 @@ def forget_tokens() -> None:
         _cache.clear()
 
 
+def remembered_token(clear: str) -> tuple[bool, TokenInfo | None]:
+    """(True, the token or None) when this process remembers the lookup, else (False, None); no I/O."""
+    hit = _cache.get(hash_token(clear))
+    if hit is not None and hit[0] > time.monotonic():
+        return True, hit[1]
+    return False, None
+
+
 def lookup_token_cached(factory: sessionmaker[Session], clear: str, *, ttl_s: float) -> TokenInfo | None:
     """:func:`lookup_token`, remembered for ``ttl_s`` seconds (0: always ask the database).
 
@@ -151,11 +159,11 @@ def lookup_token_cached(factory: sessionmaker[Session], clear: str, *, ttl_s: fl
     if ttl_s <= 0:
         with factory() as session:
             return lookup_token(session, clear)
+    found, info = remembered_token(clear)
+    if found:
+        return info
     key = hash_token(clear)
     now = time.monotonic()
-    hit = _cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
     with factory() as session:
         info = lookup_token(session, clear)
     with _cache_lock:

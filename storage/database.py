@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,10 +150,16 @@ def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+@functools.cache
+def _script_heads() -> tuple[str, ...]:
+    """The head revisions of the migration scripts shipped with this code (read once per process)."""
+    script = ScriptDirectory.from_config(alembic_config("postgresql+psycopg://localhost/unused"))
+    return tuple(script.get_heads())
+
+
 def migration_state(engine: Engine) -> dict[str, object]:
     """The current and head revisions of the schema."""
-    script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
-    heads = set(script.get_heads())
+    heads = set(_script_heads())
     with engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
     return {"current": sorted(current), "head": sorted(heads), "at_head": current == heads}
