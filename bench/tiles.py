@@ -3,23 +3,30 @@
     ./run bench tiles                      # the demo city: 500 schools, 50,000 premises
     ./run bench tiles --premises 1000000   # the same city topped up to a million premises
     ./run bench tiles --db safezone_bench  # an existing database as it is (not migrated, nothing added)
+    ./run bench tiles --db safezone_bench --refresh-cost   # also time the premises grid's refresh
 
 The demo city is loaded with ``service.demo.load_demo`` into ``safezone_bench_<schools>_<premises>``
 (shared with ``bench/scan.py``, kept between runs). ``--premises`` above the loaded city's count clones
 it into ``safezone_bench_tiles_<schools>_<premises>`` and adds synthetic premises in SQL — each a copy
-of a random demo premises moved up to ~300 m — so they keep the city's clustering and categories.
+of a random demo premises moved up to ~300 m — so they keep the city's clustering and categories —
+then rebuilds ``premises_grid`` (rows added in SQL bypass the importers that keep it up to date).
 
 For a fixed set of tiles (centred on random campuses, seed 7) at each zoom 12–16, it times:
 
 * **ours** — ``storage.tiles.tile`` as the ``/tiles`` route runs it: index filter on the stored WGS84
-  geometry (``geom && ST_Transform(ST_TileEnvelope(...), 4326)``), premises aggregated into 32 × 32
-  cells below zoom 14 (cell indices from lon/lat arithmetic, no per-point projection);
+  geometry (``geom && ST_Transform(ST_TileEnvelope(...), 4326)``); below zoom 14 the premises tile
+  reads its 32 × 32 cells from ``premises_grid`` (counts per cell, category and district, kept up to
+  date by the imports), never the premises;
 * **http** — the same through the FastAPI app (``GET /tiles/premises/...``, TestClient, token check
   included);
 * **baseline** — the same premises layer without those choices: every point at every zoom, selected
   with ``ST_Intersects(ST_Transform(geom, 3857), envelope)`` (no index can serve it).
 
 Warm cache: one untimed pass, then ``--repeat`` timed passes (baseline: one pass).
+
+``--refresh-cost`` times what keeping ``premises_grid`` costs an import, in a transaction rolled back
+at the end (the database is left as it was): rebuilding the whole table, and recounting the cells of
+1,000 and of 10,000 random premises (an import that changes that many).
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from service.app import create_app
 from service.cli import prepare_database
 from service.demo import load_demo
 from service.settings import Settings
-from storage import tiles
+from storage import premises_grid, tiles
 from storage.access import create_token
 from storage.database import clone_database, make_engine, make_sessionmaker, resolve_url, session_scope
 from storage.settings import DatabaseSettings
@@ -110,6 +117,27 @@ def _top_up(factory, target: int) -> None:  # noqa: ANN001
     with session_scope(factory) as s:
         s.execute(text("ANALYZE premises"))
     print(f"  done in {time.perf_counter() - t0:.1f} s")
+    with session_scope(factory) as s:
+        print(f"  {premises_grid.refresh_all(s).note()}")
+        s.execute(text("ANALYZE premises_grid"))
+
+
+def _refresh_cost(factory) -> None:  # noqa: ANN001
+    """Time a rebuild of ``premises_grid`` and two recounts of marked cells; nothing is kept."""
+    print()
+    for n in (0, 1_000, 10_000):
+        with factory() as s:
+            if n:
+                premises_grid.mark(s, "SELECT geom FROM premises ORDER BY random() LIMIT :n", {"n": n})
+                done = premises_grid.refresh(s)
+                assert done is not None
+                what = f"recount of the cells of {n:,} random premises ({done.cells:,} cells, {done.mode})"
+            else:
+                done = premises_grid.refresh_all(s)
+                what = "rebuild of the whole table"
+            rows = s.execute(text("SELECT count(*) FROM premises_grid")).scalar_one()
+            print(f"premises grid: {what}: {done.seconds:.2f} s ({rows:,} rows)")
+            s.rollback()
 
 
 def _tiles(factory, per_zoom: int, seed: int) -> list[tuple[int, int, int]]:  # noqa: ANN001
@@ -179,6 +207,7 @@ def main() -> None:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--db", help="time this existing database of the cluster as it is (nothing migrated or added)")
     ap.add_argument("--zooms", default=",".join(map(str, ZOOMS)), help="comma-separated zooms (default 12–16)")
+    ap.add_argument("--refresh-cost", action="store_true", help="also time the premises grid's refresh (rolled back)")
     args = ap.parse_args()
     ZOOMS[:] = [int(z) for z in args.zooms.split(",")]
 
@@ -218,6 +247,8 @@ def main() -> None:
                 _time(lambda z, x, y: session.execute(_BASELINE, {"z": z, "x": x, "y": y}).scalar(), tile_list, 1),
             )
     print(f"\npremises tile size: median {statistics.median(sizes) / 1024:.1f} KiB, max {max(sizes) / 1024:.1f} KiB")
+    if args.refresh_cost:
+        _refresh_cost(factory)
     engine.dispose()
 
 

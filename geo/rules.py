@@ -4,7 +4,9 @@ A pack belongs to a jurisdiction (``national`` or a six-digit adcode). Packs lay
 (``XX0000``) → city (``XXXX00``) → the adcode itself: a more local rule with the same id replaces the
 wider one, a pack may add rules and may disable an inherited one (``{id: ..., disabled: true}``), and it
 may never go below a rule's ``statutory_min_m`` (the loader refuses). No distance or category lives in
-code: the vocabularies below are the only constants.
+code: the vocabularies below are the only constants. A pack may also set the ledger's overdue ladder
+(``escalation``: who hears of a case still open, and when); the most local pack that sets one wins, else
+:data:`DEFAULT_ESCALATION`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -28,7 +31,9 @@ from geo.vocabulary import CATEGORIES as _CATEGORY_ORDER
 __all__ = [
     "APPLICATIONS",
     "CATEGORIES",
+    "DEFAULT_ESCALATION",
     "LEVELS",
+    "EscalationLevel",
     "LegalBasis",
     "Rule",
     "RulePack",
@@ -232,6 +237,72 @@ class StaffingRule(_Frozen):
         return self
 
 
+#: Placeholders an escalation recipient's name may hold: the case's district name and its lead department.
+_RECIPIENT_FIELDS = frozenset({"district", "lead_department"})
+
+
+class EscalationLevel(_Frozen):
+    """One level of the overdue ladder: who hears of a case still open, and when.
+
+    Level 1 is raised the day after the deadline (``after_working_days`` 0); level n > 1 is raised when
+    the case is still open ``after_working_days`` working days (China's calendar) after level n − 1 was.
+    ``recipient_zh`` may name ``{district}`` (the case's district, e.g. 秀峰区) and ``{lead_department}``.
+    """
+
+    level: int = Field(ge=1, le=9)
+    after_working_days: int = Field(default=0, ge=0, le=250)
+    recipient: str
+    recipient_zh: str = Field(min_length=1, max_length=100)
+
+    @field_validator("recipient")
+    @classmethod
+    def _recipient_ok(cls, value: str) -> str:
+        return _check_departments((value,))[0]
+
+    @field_validator("recipient_zh")
+    @classmethod
+    def _recipient_zh_ok(cls, value: str) -> str:
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError as exc:
+            msg = f"{value!r} is not a valid name template: {exc}"
+            raise ValueError(msg) from None
+        unknown = sorted(names - _RECIPIENT_FIELDS)
+        if unknown:
+            msg = f"unknown placeholder(s) {unknown}; a name may use {sorted(_RECIPIENT_FIELDS)}"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _first_level_at_the_deadline(self) -> EscalationLevel:
+        if self.level == 1 and self.after_working_days != 0:
+            raise _field_error("after_working_days", "level 1 is raised when the deadline passes: give 0")
+        if self.level > 1 and self.after_working_days < 1:
+            msg = f"level {self.level} needs after_working_days >= 1, got {self.after_working_days}"
+            raise _field_error("after_working_days", msg)
+        return self
+
+    def recipient_name(self, *, district: str | None, lead_department: str | None) -> str:
+        """The recipient's name for one case (``所在区县`` when the district is not known)."""
+        return self.recipient_zh.format(district=district or "所在区县", lead_department=lead_department or "牵头部门")
+
+
+#: The ladder when no pack sets one: the lead department when the deadline passes; the district
+#: government (区县人民政府) when the case is still open five working days later.
+DEFAULT_ESCALATION: tuple[EscalationLevel, ...] = (
+    EscalationLevel(level=1, recipient="lead_department", recipient_zh="{lead_department}"),
+    EscalationLevel(level=2, after_working_days=5, recipient="district_government", recipient_zh="{district}人民政府"),
+)
+
+
+def _check_ladder(levels: tuple[EscalationLevel, ...]) -> tuple[EscalationLevel, ...]:
+    numbers = [lv.level for lv in levels]
+    if levels and numbers != list(range(1, len(levels) + 1)):
+        msg = f"escalation levels must be numbered 1, 2, … in order, got {numbers}"
+        raise ValueError(msg)
+    return levels
+
+
 class RulePack(_Frozen):
     """One validated pack file."""
 
@@ -242,11 +313,14 @@ class RulePack(_Frozen):
     rules: tuple[Rule, ...] = ()
     disabled: tuple[str, ...] = ()
     staffing: tuple[StaffingRule, ...] = ()
+    escalation: tuple[EscalationLevel, ...] = ()
     source: str = ""
 
     def canonical(self) -> dict[str, Any]:
-        """The pack's content without its file path (what the registry version hashes)."""
-        return self.model_dump(mode="json", exclude={"source"})
+        """The pack's content without its file path (what the registry version hashes); a pack that sets
+        no escalation ladder hashes as it did before ladders existed."""
+        exclude = {"source"} if self.escalation else {"source", "escalation"}
+        return self.model_dump(mode="json", exclude=exclude)
 
 
 @dataclass(frozen=True)
@@ -257,6 +331,8 @@ class RulesInForce:
     staffing: tuple[StaffingRule, ...]
     packs: tuple[str, ...]
     flags: tuple[str, ...] = ()
+    #: The overdue ladder: the most local pack's that sets one, else :data:`DEFAULT_ESCALATION`.
+    escalation: tuple[EscalationLevel, ...] = DEFAULT_ESCALATION
 
 
 class _PackHeader(_Frozen):
@@ -266,11 +342,17 @@ class _PackHeader(_Frozen):
     departments: dict[str, str] = Field(default_factory=dict)
     rules: list[Any] = Field(default_factory=list)
     staffing: list[Any] = Field(default_factory=list)
+    escalation: tuple[EscalationLevel, ...] = ()
 
     @field_validator("jurisdiction")
     @classmethod
     def _jurisdiction_ok(cls, value: str) -> str:
         return _check_jurisdiction(value)
+
+    @field_validator("escalation")
+    @classmethod
+    def _escalation_ok(cls, value: tuple[EscalationLevel, ...]) -> tuple[EscalationLevel, ...]:
+        return _check_ladder(value)
 
 
 def _display(path: Path) -> str:
@@ -304,7 +386,7 @@ def _from_validation(file: str, rule_id: str | None, exc: ValidationError, prefi
     problem = err["msg"].removeprefix("Value error, ")
     tagged = _FIELD_TAG.match(problem)
     if tagged:
-        field = f"{prefix}{tagged['field']}"
+        field = f"{prefix}{loc + '.' if loc else ''}{tagged['field']}"
         problem = problem[tagged.end() :]
     value = err.get("input")
     if isinstance(value, Mapping):
@@ -391,6 +473,7 @@ def _load_pack(path: Path) -> RulePack:
         rules=tuple(rules),
         disabled=tuple(disabled + disabled_staff),
         staffing=tuple(staffing),
+        escalation=header.escalation,
         source=file,
     )
 
@@ -608,11 +691,13 @@ class RuleRegistry:
             )
         packs = self._packs_for(adcode) if adcode is not None else [self._packs["national"]]
         rules, staffing = _layer(packs, on)
+        ladders = [p.escalation for p in packs if p.escalation]
         return RulesInForce(
             rules=tuple(rules.values()),
             staffing=tuple(staffing.values()),
             packs=tuple(p.jurisdiction for p in packs),
             flags=flags,
+            escalation=ladders[-1] if ladders else DEFAULT_ESCALATION,
         )
 
     def rules_for_category(self, adcode: str | None, category: str, *, on: date | None = None) -> tuple[Rule, ...]:

@@ -134,6 +134,23 @@ def import_cameras(
     _run("cameras", importing.import_cameras, file, _opts(crs, skip_invalid, rejects, file))
 
 
+@import_app.command("grid")
+def rebuild_grid() -> None:
+    """Rebuild the premises grid (the low-zoom premises tiles) from scratch; every import keeps it up to date,
+    so this is only needed after premises or permits were changed by hand in SQL."""
+    from service.cli import err
+    from storage import premises_grid
+    from storage.database import session_scope
+
+    engine = make_engine(resolve_url(), pool_size=1, statement_timeout_ms=0)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            done = premises_grid.refresh_all(session)
+    finally:
+        engine.dispose()
+    err.print(done.note())
+
+
 def demo(
     schools: Annotated[int, typer.Option(help="number of schools")] = 120,
     premises: Annotated[int, typer.Option(help="number of premises")] = 3000,

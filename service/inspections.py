@@ -1,5 +1,6 @@
-"""Inspections on a daily/weekly/monthly rhythm (日周月), campaigns, the district risk and responsibility
-lists (Chongqing 193号 七: 区域性学校安全风险清单、防控责任清单) and the ledger overview page.
+"""Inspections on a daily/weekly/monthly rhythm (日周月), campaigns and the cases their violations open, the
+district risk and responsibility lists (Chongqing 193号 七: 区域性学校安全风险清单、防控责任清单) and the
+ledger overview page.
 
 The period arithmetic is pure (dates in, dates out): a daily plan is due on every working day of the
 State Council's holiday calendar (``chinese-calendar``; 调休 weekends are working days), a weekly plan by
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from geo.errors import Forbidden, InvalidInput
 from geo.ledger import STATES
-from geo.rules import Rule, RuleRegistry, StaffingRule
+from geo.rules import LEVELS, Rule, RuleRegistry, StaffingRule
 from storage import inspections as store
 from storage import ledger as ledger_store
 
@@ -174,6 +175,113 @@ def campaign_defaults(
     return max(r.distance_m or 0.0 for r in rules), rules[0].lead_department
 
 
+# --- campaign checks → cases --------------------------------------------------------------------
+
+_LEVEL_ALIASES = {"nine_year": ("primary", "junior"), "complete": ("junior", "senior")}
+
+
+def campaign_rule(
+    registry: RuleRegistry,
+    *,
+    categories: Sequence[str],
+    district: str | None,
+    school_levels: Sequence[str],
+    distance_m: float,
+    on: dt.date,
+) -> Rule | None:
+    """The rule in force at the premises' district that its check breaks: the first rule of its
+    ``categories`` (in the campaign's order) protecting a level of the school (a school of unknown level
+    is protected by every rule) whose distance reaches the premises; None when no rule does."""
+    levels = {lv for level in school_levels for lv in _LEVEL_ALIASES.get(level, (level,))} & LEVELS
+    for category in categories:
+        for rule in registry.rules_for_category(district, category, on=on):
+            if levels and not levels & set(rule.levels):
+                continue
+            if rule.distance_m is None or distance_m <= rule.distance_m:
+                return rule
+    return None
+
+
+def record_check(
+    session: Session,
+    registry: RuleRegistry,
+    campaign_id: int,
+    check: dict[str, Any],
+    *,
+    who: ledger_store.Actor,
+    department: str | None,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """Record a campaign check; a violation goes into the ledger by itself (``case_id``, ``case_action``).
+
+    The case names the campaign as its source, the premises, the school whose zone it is in, the rule in
+    force there and its lead department (cooperating: the rule's, the campaign's and the checking
+    department), due by the category's deadline (working days where set). A second violation of the same
+    premises while its case is open adds to that case (as does a check naming an open ``case_id``).
+    """
+    today = ledger_store.local_date(now)
+    premises_id, result, case_id = check["premises_id"], check["result"], check.get("case_id")
+    scope = store.check_scope(
+        session, campaign_id, premises_id, result=result, case_id=case_id, today=today, department=department
+    )
+    action = None
+    if result == "violation":
+        fields = _case_fields(registry, scope, note=check.get("note"), who=who, department=department, today=today)
+        ledger_store.lock_subject(session, fields["subject"])
+        previous = case_id if case_id is not None else store.check_case_id(session, campaign_id, premises_id)
+        case_id, action = ledger_store.case_from_check(
+            session, **fields, previous_case_id=previous, who=who, department=department, now=now
+        )
+    out = store.save_check(
+        session, campaign_id, premises_id, result=result, note=check.get("note"), case_id=case_id,
+        checked_by=who.name, now=now,
+    )  # fmt: skip
+    return {**out, "case_action": action}
+
+
+def _case_fields(
+    registry: RuleRegistry,
+    scope: dict[str, Any],
+    *,
+    note: str | None,
+    who: ledger_store.Actor,
+    department: str | None,
+    today: dt.date,
+) -> dict[str, Any]:
+    campaign = scope["campaign"]
+    categories = [c for c in campaign["categories"] if c in set(scope["categories"] or ())] or campaign["categories"]
+    rule = campaign_rule(
+        registry, categories=categories, district=scope["district"], school_levels=scope["school_levels"] or (),
+        distance_m=scope["distance_m"], on=today,
+    )  # fmt: skip
+    if rule is not None:
+        rule_id, category, lead = rule.id, rule.category, rule.lead_department
+        coop = {*rule.cooperating_departments, campaign["lead_department"]}
+    else:
+        rule_id, category, lead, coop = f"campaign.{categories[0]}", categories[0], campaign["lead_department"], set()
+    if department is not None:
+        coop.add(department)
+    reason = f"campaign {campaign['id']} {campaign['name']}: violation recorded by {who.name}"
+    return {
+        "subject": f"premises:{scope['premises_id']}",
+        "rule_id": rule_id,
+        "category": category,
+        "title": f"{scope['name']} · {rule_id} · {scope['school_name']}（{campaign['name']}）",
+        "lead_department": lead,
+        "cooperating_departments": sorted(coop - {lead}),
+        "point": (scope["lon"], scope["lat"]),
+        "reason": f"{reason}; {note}" if note else reason,
+        "details": {
+            "campaign_id": campaign["id"], "campaign": campaign["name"], "checked_by": who.name, "note": note,
+            "school_name": scope["school_name"], "distance_m": round(scope["distance_m"], 1),
+        },
+        "premises_id": scope["premises_id"],
+        "school_id": scope["school_id"],
+        "campus_id": scope["campus_id"],
+        "district_adcode": scope["district"],
+    }  # fmt: skip
+
+
 # --- risk and responsibility lists ---------------------------------------------------------------
 
 
@@ -313,16 +421,25 @@ def _trend_svg(trend: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def _district_label(adcode: str | None, name: str | None) -> str:
+    """A district as people read it, with the adcode that identifies it: 秀峰区 450302."""
+    if not adcode:
+        return "（无）"
+    return f"{name} {adcode}" if name else adcode
+
+
 def overview_page(
     *,
     today: dt.date,
     district: str | None,
+    district_name: str | None = None,
     by_state: dict[str, int],
     by_category: Sequence[dict[str, Any]],
     by_district: Sequence[dict[str, Any]],
     trend: Sequence[dict[str, Any]],
 ) -> str:
-    """The ledger overview (台账总览): totals and charts, self-contained (no external URL, no script)."""
+    """The ledger overview (台账总览): totals and charts, self-contained (no external URL, no script).
+    Districts show their names from the register next to their adcodes (``by_district`` rows' ``name``)."""
     open_n = sum(r["open"] for r in by_category)
     overdue_n = sum(r["overdue"] for r in by_category)
     closed_n = sum(r["closed"] for r in by_category)
@@ -339,8 +456,8 @@ def overview_page(
     )
     states = [(f"{STATES[s]} {s}", by_state.get(s, 0)) for s in STATES if by_state.get(s)]
     cats = [(f"{_CATEGORY_ZH.get(r['key'], r['key'])} {r['key']}", r["total"]) for r in by_category]
-    dists = [(r["key"] or "（无）", r["total"]) for r in by_district]
-    scope = f"行政区 {html.escape(district)}" if district else "全市 whole city"
+    dists = [(_district_label(r["key"], r.get("name")), r["total"]) for r in by_district]
+    scope = f"行政区 {html.escape(_district_label(district, district_name))}" if district else "全市 whole city"
     return f"""<!doctype html>
 <html lang="zh"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>台账总览 Ledger overview</title>

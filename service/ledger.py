@@ -1,5 +1,5 @@
 """Ledger orchestration shared by the API, the CLI and the worker: who acts, the clock, scans → cases,
-field reports, staffing shortfalls, and the overdue clock with its signed webhook events.
+field reports, staffing shortfalls, and the overdue clock with its ladder of signed webhook events.
 
 The clock is injectable: every entry point takes ``now`` (an aware datetime); the app reads
 ``app.state.clock`` (a callable) so that tests can move time.
@@ -75,10 +75,14 @@ def _from_scan_job(factory: sessionmaker[Session], params: dict[str, Any], progr
 
 
 def event_for(case: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """The signed event of one escalation: ``case.overdue`` at level 1, ``case.escalated`` above it; both
+    name the level and its recipient."""
     p = case["properties"]
+    escalation = case.get("escalation") or {"level": p["escalation_level"], "recipient_name": p["escalated_to"]}
     return {
-        "type": "case.overdue",
+        "type": "case.overdue" if escalation["level"] <= 1 else "case.escalated",
         "at": now.isoformat(),
+        "escalation": escalation,
         "case": {
             "id": case["id"],
             "title": p["title"],
@@ -91,20 +95,35 @@ def event_for(case: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
             "cooperating_departments": p["cooperating_departments"],
             "school_id": p["school_id"],
             "premises_id": p["premises_id"],
+            "escalation_level": p["escalation_level"],
         },
     }
 
 
-def tick(factory: sessionmaker[Session], *, now: dt.datetime, settings: Settings | None = None) -> dict[str, Any]:
-    """Run the overdue clock once: flag newly overdue cases and queue one signed event for each.
+def tick(
+    factory: sessionmaker[Session],
+    *,
+    now: dt.datetime,
+    settings: Settings | None = None,
+    registry: RuleRegistry | None = None,
+) -> dict[str, Any]:
+    """Run the overdue clock once: raise each due case one level up its district's ladder (level 1 the
+    day after the deadline; the next level when still open the pack's working days later) and queue one
+    signed event per level raised.
 
-    Idempotent: a case already flagged is not escalated again (until its deadline changes or it reopens).
+    Idempotent: each level is raised once (until the deadline changes or the case reopens).
     """
     settings = settings or Settings()
+    if registry is None:
+        registry = RuleRegistry.load(settings.resolved_rules_dir, default_adcode=settings.default_adcode)
     with session_scope(factory) as session:
-        flagged = store.flag_overdue(session, now=now)
-        jobs = [enqueue_event(session, event_for(c, now), settings) for c in flagged]
-    return {"overdue": [c["id"] for c in flagged], "webhook_jobs": [j for j in jobs if j]}
+        raised = store.escalate_overdue(session, registry, now=now)
+        jobs = [enqueue_event(session, event_for(c, now), settings) for c in raised]
+    return {
+        "overdue": [c["id"] for c in raised if c["escalation"]["level"] == 1],
+        "escalated": [{"id": c["id"], **c["escalation"]} for c in raised],
+        "webhook_jobs": [j for j in jobs if j],
+    }
 
 
 @handler("ledger_tick")

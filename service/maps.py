@@ -377,7 +377,8 @@ def _tile_layers(fmap: folium.Map, ctx: PageContext, *, district: str | None, sh
         "zones": ("school", "rules", "distance_m", "measure_from"),
         "schools": ("name", "levels", "school_id"),
         "gates": ("name", "kind", "in_use"),
-        "premises": ("name", "category", "count", "premises_id"),
+        # a point: its name, category and id; a grid cell (below zoom 14): its counts, per category too
+        "premises": ("name", "category", "count", "unlicensed", *CATEGORY_NAMES, "premises_id"),
         "assets": ("kind", "name"),
         "findings": ("status", "category", "rule_id", "school_name", "distance_m", "name"),
     }

@@ -17,6 +17,7 @@ import shapely
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from storage import premises_grid
 from storage.bulk import copy_into_temp
 from storage.models import ImportBatch
 
@@ -91,8 +92,12 @@ def begin_batch(
 
 
 def finish_batch(session: Session, batch: ImportBatch, summary: ImportSummary) -> None:
+    """Record the batch's counts and recount the premises grid cells the import changed (same transaction)."""
     batch.counts = {"added": summary.added, "updated": summary.updated, "skipped": summary.skipped}
     session.flush()
+    grid = premises_grid.refresh(session)
+    if grid is not None:
+        summary.notes.append(grid.note())
 
 
 def _wkb(geom: Any) -> str | None:
@@ -174,8 +179,10 @@ def assign_districts(session: Session, *, batch_id: int | None = None) -> None:
     (``ST_Subdivide``) with their own index, so each point-in-polygon test touches a few dozen vertices.
     """
     _district_parts(session)
-    for table in ("campuses", "schools", "premises"):
+    for table in ("campuses", "schools"):
         session.execute(text(_ASSIGN[table]), {"batch": batch_id})
+    # premises whose district changes are counted under another district in the premises grid
+    premises_grid.mark(session, _ASSIGN["premises"] + " RETURNING p.geom", {"batch": batch_id})
 
 
 def _district_parts(session: Session) -> None:
@@ -360,6 +367,12 @@ def write_premises(
           r.protection_distance_m, r.accuracy_m, r.source) for r in records),
     )  # fmt: skip
     _district_parts(session)
+    # the premises grid recounts the cells a premises leaves (here) and the ones it enters (below)
+    premises_grid.mark(
+        session,
+        "SELECT p.geom FROM stage_premises s JOIN premises p ON p.external_id = s.ext"
+        " WHERE ST_X(p.geom) <> s.lon OR ST_Y(p.geom) <> s.lat",
+    )
     result = session.execute(
         text(
             """
@@ -387,6 +400,7 @@ def write_premises(
         {"batch": batch_id},
     )
     _record(summary, "premises", result)
+    premises_grid.mark(session, "SELECT geom FROM premises WHERE batch_id = :batch", {"batch": batch_id})
 
 
 @dataclass(frozen=True)
@@ -408,6 +422,13 @@ def write_permits(session: Session, records: Iterable[PermitRecord], *, batch_id
          ("applied", "date"), ("status", "text")],
         ((r.permit_id, r.premises_ext, r.category, r.issued, r.expires, r.applied, r.status) for r in records),
     )  # fmt: skip
+    # a permit gives its premises a category (when none was observed) and decides whether it is licensed:
+    # the premises grid recounts the premises a permit leaves (here) and those whose permits change (below)
+    premises_grid.mark(
+        session,
+        "SELECT p.geom FROM stage_permits s JOIN permits pm ON pm.permit_id = s.permit_id"
+        " JOIN premises p ON p.id = pm.premises_id WHERE p.external_id <> s.ext",
+    )
     result = session.execute(
         text(
             """
@@ -427,6 +448,11 @@ def write_permits(session: Session, records: Iterable[PermitRecord], *, batch_id
         {"batch": batch_id},
     )
     _record(summary, "permits", result)
+    premises_grid.mark(
+        session,
+        "SELECT p.geom FROM permits pm JOIN premises p ON p.id = pm.premises_id WHERE pm.batch_id = :batch",
+        {"batch": batch_id},
+    )
 
 
 # -- assets, cameras, streets ----------------------------------------------------------------------------

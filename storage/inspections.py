@@ -247,12 +247,13 @@ def list_campaigns(session: Session, *, department: str | None) -> list[dict[str
 
 
 # The premises of the campaign's categories (observed or permitted) within its radius of an open school's
-# campus, each with its nearest school; ST_DWithin on the geography expression indexes.
+# campus, each with its nearest school; ST_DWithin on the geography expression indexes. :premises_id
+# (else NULL) narrows it to one premises.
 _SCOPE = """
 WITH near AS (
     SELECT DISTINCT ON (p.id)
            p.id AS premises_id, p.name, p.address, p.district_adcode AS district,
-           s.id AS school_id, s.name AS school_name,
+           s.id AS school_id, s.name AS school_name, ca.id AS campus_id,
            ST_Distance(p.geom::geography, ca.geom::geography) AS distance_m
     FROM campaigns c
     JOIN premises p ON (c.district IS NULL OR p.district_adcode LIKE :campaign_like)
@@ -262,16 +263,18 @@ WITH near AS (
       AND (p.categories && c.categories
            OR EXISTS (SELECT 1 FROM permits pm WHERE pm.premises_id = p.id AND pm.category = ANY (c.categories)))
       AND (CAST(:district_like AS text) IS NULL OR p.district_adcode LIKE :district_like)
+      AND (CAST(:premises_id AS bigint) IS NULL OR p.id = :premises_id)
     ORDER BY p.id, distance_m
 )
 """
 
 
-def _scope_params(campaign: Campaign, district: str | None) -> dict[str, Any]:
+def _scope_params(campaign: Campaign, district: str | None, premises_id: int | None = None) -> dict[str, Any]:
     return {
         "campaign_id": campaign.id,
         "campaign_like": _district_like(campaign.district) or "%",
         "district_like": _district_like(district),
+        "premises_id": premises_id,
     }
 
 
@@ -300,7 +303,55 @@ def campaign_premises(
     return out
 
 
-def record_check(
+def check_scope(
+    session: Session,
+    campaign_id: int,
+    premises_id: int,
+    *,
+    result: str,
+    case_id: int | None,
+    today: dt.date,
+    department: str | None,
+) -> dict[str, Any]:
+    """Validate the check of one premises (a known result, within the campaign's dates, in its scope, a
+    visible case) and return the campaign and the premises as the scope sees it: its nearest school
+    (levels, campus, distance), district, location and categories (observed and permitted)."""
+    campaign = _load_campaign(session, campaign_id, department)
+    if result not in CHECK_RESULTS:
+        msg = f"result must be one of {list(CHECK_RESULTS)}, got {result!r}"
+        raise InvalidInput(msg, field="result", value=result, message_zh=f"检查结果无效：{result!r}")
+    if not campaign.starts <= today <= campaign.ends:
+        msg = f"campaign {campaign_id} runs {campaign.starts} – {campaign.ends}; checks cannot be recorded on {today}"
+        raise Conflict(msg, field="date", value=today.isoformat(), message_zh="不在专项检查期限内，不能登记检查")
+    _check_case(session, case_id, department)
+    row = session.execute(
+        text(
+            _SCOPE
+            + """
+            SELECT n.*, s.levels AS school_levels, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat,
+                   ARRAY(SELECT c FROM unnest(p.categories) AS c
+                         UNION SELECT pm.category::text FROM permits pm WHERE pm.premises_id = p.id) AS categories
+            FROM near n JOIN premises p ON p.id = n.premises_id JOIN schools s ON s.id = n.school_id
+            """
+        ),
+        _scope_params(campaign, None, premises_id),
+    ).first()
+    if row is None:
+        msg = f"premises {premises_id} is not in the scope of campaign {campaign_id}"
+        raise InvalidInput(msg, field="premises_id", value=premises_id, message_zh=f"场所 {premises_id} 不在检查范围内")
+    return {"campaign": _campaign_dict(campaign), **row._mapping}
+
+
+def check_case_id(session: Session, campaign_id: int, premises_id: int) -> int | None:
+    """The case the campaign's check of the premises went into (None: no check yet, or no case)."""
+    return session.scalar(
+        select(CampaignCheck.case_id).where(
+            CampaignCheck.campaign_id == campaign_id, CampaignCheck.premises_id == premises_id
+        )
+    )
+
+
+def save_check(
     session: Session,
     campaign_id: int,
     premises_id: int,
@@ -310,35 +361,22 @@ def record_check(
     case_id: int | None,
     checked_by: str,
     now: dt.datetime,
-    today: dt.date,
-    department: str | None,
 ) -> dict[str, Any]:
-    """Record (or correct) the check of one premises in scope, within the campaign's dates."""
-    campaign = _load_campaign(session, campaign_id, department)
-    if result not in CHECK_RESULTS:
-        msg = f"result must be one of {list(CHECK_RESULTS)}, got {result!r}"
-        raise InvalidInput(msg, field="result", value=result, message_zh=f"检查结果无效：{result!r}")
-    if not campaign.starts <= today <= campaign.ends:
-        msg = f"campaign {campaign_id} runs {campaign.starts} – {campaign.ends}; checks cannot be recorded on {today}"
-        raise Conflict(msg, field="date", value=today.isoformat(), message_zh="不在专项检查期限内，不能登记检查")
-    _check_case(session, case_id, department)
-    in_scope = session.execute(
-        text(_SCOPE + "SELECT 1 FROM near WHERE premises_id = :premises_id"),
-        {**_scope_params(campaign, None), "premises_id": premises_id},
-    ).first()
-    if in_scope is None:
-        msg = f"premises {premises_id} is not in the scope of campaign {campaign_id}"
-        raise InvalidInput(msg, field="premises_id", value=premises_id, message_zh=f"场所 {premises_id} 不在检查范围内")
+    """Record (or correct) the check of a premises validated by :func:`check_scope`. A correction keeps
+    the case an earlier check went into unless it names another."""
     values = {
         "campaign_id": campaign_id, "premises_id": premises_id, "checked_at": now, "checked_by": checked_by,
         "result": result, "note": note, "case_id": case_id,
     }  # fmt: skip
     stmt = insert(CampaignCheck).values(values)
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         constraint="uq_campaign_checks_premises",
-        set_={k: stmt.excluded[k] for k in ("checked_at", "checked_by", "result", "note", "case_id")},
-    )
-    session.execute(stmt)
+        set_={
+            **{k: stmt.excluded[k] for k in ("checked_at", "checked_by", "result", "note")},
+            "case_id": func.coalesce(stmt.excluded.case_id, CampaignCheck.case_id),
+        },
+    ).returning(CampaignCheck.case_id)
+    values["case_id"] = session.execute(upsert).scalar_one()
     session.flush()
     return {**values, "checked_at": now.isoformat()}
 

@@ -1,4 +1,4 @@
-"""The risk ledger in PostGIS: cases, their events and findings, the overdue flag, reports.
+"""The risk ledger in PostGIS: cases, their events and findings, the overdue ladder, reports.
 
 Every function flushes into the caller's transaction; the caller commits. Rows leave as plain dicts.
 ``department`` None means an admin (every case); otherwise only cases whose lead or cooperating
@@ -21,8 +21,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from geo.errors import Conflict, InvalidInput, NotFound
-from geo.ledger import CLOSED_STATES, check_transition, deadline_for
-from storage.models import Campus, Case, CaseEvent, CaseFinding, Finding, Premises, School
+from geo.ledger import CLOSED_STATES, add_working_days, check_transition, deadline_for
+from geo.rules import DEFAULT_ESCALATION, EscalationLevel, RuleRegistry
+from storage.models import Campus, Case, CaseEvent, CaseFinding, District, Finding, Premises, School
 from storage.read import Page, district_filter
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -95,6 +96,9 @@ def _case_dict(c: Case, today: dt.date | None = None) -> dict[str, Any]:
         "deadline_source": c.deadline_source,
         "overdue": bool(today and c.state not in CLOSED_STATES and c.deadline and c.deadline < today),
         "escalated_at": c.overdue_since.isoformat() if c.overdue_since else None,
+        "escalation_level": c.escalation_level or 0,
+        "escalated_to": c.escalated_to,
+        "escalation_level_at": c.escalation_level_at.isoformat() if c.escalation_level_at else None,
         "remediation_by": c.remediation_by,
         "dismissed_reason": c.dismissed_reason,
         "details": c.details or {},
@@ -211,6 +215,7 @@ def _filtered(
     premises_id: int | None = None,
     source: str | None = None,
     closed_in_time: bool | None = None,
+    escalation_level: int | None = None,
 ) -> Select[Any]:
     stmt = stmt.where(visible(department))
     if state == "open":
@@ -236,6 +241,8 @@ def _filtered(
     if closed_in_time is not None:
         in_time = and_(Case.state == "closed", _closed_in_time())
         stmt = stmt.where(in_time if closed_in_time else ~in_time)
+    if escalation_level is not None:
+        stmt = stmt.where(Case.escalation_level == escalation_level)
     return stmt
 
 
@@ -297,13 +304,18 @@ def _apply(session: Session, case: Case, to: str, *, who: Actor, now: dt.datetim
     if to == "reopened":
         case.closed_at = None
         case.remediation_by = None
-        case.overdue = False
-        case.overdue_since = None
+        _reset_ladder(case)
         case.deadline, case.deadline_source = deadline_for(case.category, local_date(now))
     case.state = to
     case.updated_at = now
     _event(session, case, kind="transition", who=who, now=now, from_state=before, to_state=to, reason=reason)
     session.flush()
+
+
+def _reset_ladder(case: Case) -> None:
+    """A new deadline (set by hand, or on reopening) starts the overdue ladder again."""
+    case.overdue, case.overdue_since = False, None
+    case.escalation_level, case.escalated_to, case.escalation_level_at = 0, None, None
 
 
 def update_plan(
@@ -328,7 +340,7 @@ def update_plan(
             setattr(case, key, value)
     if "deadline" in changed:
         case.deadline_source = "manual"
-        case.overdue, case.overdue_since = False, None
+        _reset_ladder(case)
     if changed:
         case.updated_at = now
         _event(session, case, kind="plan", who=who, now=now, details=changed)
@@ -447,7 +459,7 @@ def apply_findings(session: Session, scan_id: int, *, now: dt.datetime) -> dict[
     return counts
 
 
-# --- field reports, staffing -------------------------------------------------------------------
+# --- field reports, campaign checks, staffing ----------------------------------------------------
 
 
 def add_observed_premises(
@@ -466,6 +478,86 @@ def add_observed_premises(
     session.add(row)
     session.flush()
     return row.id
+
+
+def lock_subject(session: Session, subject: str) -> None:
+    """Serialise, until the transaction ends, whoever opens or extends a case of ``subject``."""
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"case:{subject}"})
+
+
+def _note_check(
+    session: Session, case: Case, *, who: Actor, department: str | None, now: dt.datetime, details: dict[str, Any]
+) -> None:
+    """A campaign check found the case's premises in violation again: record it; the checking
+    department cooperates on the case from now on (so it sees the case its check went into)."""
+    coop = list(case.cooperating_departments or [])
+    if department is not None and department != case.lead_department and department not in coop:
+        case.cooperating_departments = [*coop, department]
+        details = {**details, "cooperating_department_added": department}
+    case.updated_at = now
+    _event(session, case, kind="check", who=who, now=now, details=details)
+    session.flush()
+
+
+def case_from_check(
+    session: Session,
+    *,
+    subject: str,
+    rule_id: str,
+    category: str,
+    previous_case_id: int | None,
+    who: Actor,
+    department: str | None,
+    now: dt.datetime,
+    title: str,
+    lead_department: str,
+    cooperating_departments: Sequence[str],
+    point: tuple[float, float] | None,
+    reason: str,
+    details: dict[str, Any],
+    **fields: Any,
+) -> tuple[int, str]:
+    """The case a campaign check's violation goes into, and what became of it (``added`` | ``reopened`` |
+    ``opened``); the caller holds :func:`lock_subject`.
+
+    One open case per (premises, rule), as for scan findings: the case the campaign's earlier check of
+    the premises went into while it is open, else the open case of the premises under the rule (or a
+    field report's of the category), is added to; else the premises' closed case under the rule reopens
+    (closed but not fixed); else a case opens at ``inspection`` (the check was the on-site 排查), due by
+    the category's deadline.
+    """
+    event = {"campaign_id": details.get("campaign_id"), "result": "violation", "checked_by": who.name}
+    case = None
+    if previous_case_id is not None:
+        case = session.scalar(select(Case).where(Case.id == previous_case_id, _open()).with_for_update())
+    if case is None:
+        case = session.scalar(
+            select(Case)
+            .where(Case.subject == subject, Case.rule_id.in_([rule_id, f"report.{category}"]), _open())
+            .order_by((Case.rule_id == rule_id).desc(), Case.id)
+            .limit(1)
+            .with_for_update()
+        )
+    if case is not None:
+        _note_check(session, case, who=who, department=department, now=now, details=event)
+        return case.id, "added"
+    closed = session.scalar(
+        select(Case)
+        .where(Case.subject == subject, Case.rule_id == rule_id, Case.state == "closed")
+        .order_by(Case.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    if closed is not None:
+        _apply(session, closed, "reopened", who=SYSTEM, now=now, reason=f"{reason} (closed but not fixed)")
+        _note_check(session, closed, who=who, department=department, now=now, details=event)
+        return closed.id, "reopened"
+    case_id = create_case(
+        session, subject=subject, rule_id=rule_id, category=category, source="campaign", state="inspection",
+        title=title, lead_department=lead_department, cooperating_departments=cooperating_departments, now=now,
+        who=who, point=point, reason=reason, details=details, finding_status="violation", **fields,
+    )  # fmt: skip
+    return case_id, "opened"
 
 
 def _campus_point(coord: Any) -> Any:
@@ -506,30 +598,91 @@ def open_subjects(session: Session, rule_ids: Iterable[str]) -> set[tuple[str, s
 # --- the overdue clock -------------------------------------------------------------------------
 
 
-def flag_overdue(session: Session, *, now: dt.datetime) -> list[dict[str, Any]]:
-    """Flag the open cases past their deadline that are not flagged yet; returns them (to escalate)."""
+def _ladder_due(case: Case, level: EscalationLevel, today: dt.date) -> str | None:
+    """Why ``level`` is due today for an open overdue case at the level below it (None: not yet)."""
+    if level.level == 1:
+        if case.deadline is None or today <= case.deadline:
+            return None
+        return f"{(today - case.deadline).days} day(s) past the deadline {case.deadline}"
+    if case.escalation_level_at is None:
+        return None
+    since = local_date(case.escalation_level_at)
+    if today < add_working_days(since, level.after_working_days):
+        return None
+    return f"still open {level.after_working_days} working day(s) after level {level.level - 1} ({since})"
+
+
+def escalate_overdue(session: Session, registry: RuleRegistry, *, now: dt.datetime) -> list[dict[str, Any]]:
+    """Raise every open case past its deadline one level up its district's ladder where it is due.
+
+    Level 1 comes the day after the deadline; level n > 1 when the case is still open the ladder's
+    working days after level n − 1 was raised. Each level is raised once (a new deadline or a reopening
+    starts the ladder again). Returns the cases raised, each with ``escalation`` (the level, its
+    recipient and the recipient's name for the case).
+    """
     today = local_date(now)
     session.execute(
         update(Case).where(Case.overdue.is_(True), ~overdue_clause(today)).values(overdue=False, overdue_since=None)
     )
+    top = max(len(ladder) for ladder in (DEFAULT_ESCALATION, *(p.escalation for p in registry.packs)))
     rows = session.scalars(
-        select(Case).where(overdue_clause(today), Case.overdue.is_(False)).order_by(Case.id).with_for_update()
+        select(Case)
+        .where(
+            overdue_clause(today),
+            or_(
+                Case.escalation_level == 0,
+                and_(
+                    Case.escalation_level < top,
+                    Case.escalation_level_at.is_not(None),
+                    func.date(func.timezone("Asia/Shanghai", Case.escalation_level_at)) < today,
+                ),
+            ),
+        )
+        .order_by(Case.id)
+        .with_for_update()
     ).all()
+    names = district_names(session, {c.district_adcode for c in rows if c.district_adcode})
+    departments = registry.departments
+    by_district: dict[str | None, tuple[EscalationLevel, ...]] = {}
     out = []
     for case in rows:
-        case.overdue, case.overdue_since = True, now
-        days = (today - case.deadline).days
-        _event(
-            session,
-            case,
-            kind="escalation",
-            who=SYSTEM,
-            now=now,
-            reason=f"{days} day(s) past the deadline {case.deadline}",
+        if case.district_adcode not in by_district:
+            by_district[case.district_adcode] = registry.in_force(case.district_adcode, on=today).escalation
+        ladder = by_district[case.district_adcode]
+        if case.escalation_level >= len(ladder):
+            continue
+        level = ladder[case.escalation_level]
+        reason = _ladder_due(case, level, today)
+        if reason is None:
+            continue
+        recipient = level.recipient_name(
+            district=names.get(case.district_adcode or ""),
+            lead_department=departments.get(case.lead_department, case.lead_department),
         )
-        out.append(_case_dict(case, today))
+        if level.level == 1:
+            case.overdue, case.overdue_since = True, now
+        case.escalation_level, case.escalated_to, case.escalation_level_at = level.level, recipient, now
+        escalation = {
+            "level": level.level,
+            "recipient": level.recipient,
+            "recipient_name": recipient,
+            "after_working_days": level.after_working_days,
+        }
+        _event(
+            session, case, kind="escalation", who=SYSTEM, now=now, reason=f"{reason}; to {recipient}",
+            details=escalation,
+        )  # fmt: skip
+        out.append({**_case_dict(case, today), "escalation": escalation})
     session.flush()
     return out
+
+
+def district_names(session: Session, adcodes: Iterable[str]) -> dict[str, str]:
+    """adcode → name (e.g. 450302 → 秀峰区) for the districts on record."""
+    wanted = sorted({a for a in adcodes if a})
+    if not wanted:
+        return {}
+    return dict(session.execute(select(District.adcode, District.name).where(District.adcode.in_(wanted))).all())
 
 
 # --- reports -----------------------------------------------------------------------------------
@@ -551,7 +704,8 @@ def report(
     limit: int = 100,
     **filters: Any,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Per district, department or category: total, open, overdue, closed, closed within deadline (%)."""
+    """Per district, department or category: total, open, overdue, closed, closed within deadline (%);
+    rows by district carry the district's ``name`` (None for a district not on record, or no district)."""
     if by not in _GROUPS:
         msg = f"by must be one of {sorted(_GROUPS)}, got {by!r}"
         raise InvalidInput(msg, field="by", value=by)
@@ -581,8 +735,11 @@ def report(
     rows = [dict(r._mapping) for r in session.execute(stmt)]
     more = len(rows) > limit
     rows = rows[:limit]
+    names = district_names(session, (r["key"] for r in rows)) if by == "district" else {}
     for r in rows:
         r["closed_in_time_pct"] = round(100.0 * r["closed_in_time"] / r["closed"], 1) if r["closed"] else None
+        if by == "district":
+            r["name"] = names.get(r["key"])
     return rows, (rows[-1]["key"] if more and rows else None)
 
 

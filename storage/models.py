@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     Time,
@@ -448,6 +449,10 @@ class Case(Base):
     opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # --- the overdue ladder --- (0008: 0 not escalated, 1 the deadline passed, 2… the next authorities)
+    escalation_level: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    escalated_to: Mapped[str | None] = mapped_column(Text)
+    escalation_level_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (
         Index(
             "uq_cases_open_subject_rule",
@@ -458,6 +463,7 @@ class Case(Base):
         ),
         Index("ix_cases_coop", "cooperating_departments", postgresql_using="gin"),
         Index("ix_cases_state_deadline", "state", "deadline"),
+        Index("ix_cases_escalation_level", "escalation_level", postgresql_where=text("escalation_level > 0")),
     )
 
 
@@ -547,3 +553,25 @@ class CampaignCheck(Base):
     note: Mapped[str | None] = mapped_column(Text)
     case_id: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (UniqueConstraint("campaign_id", "premises_id", name="uq_campaign_checks_premises"),)
+
+
+class PremisesGridCell(Base):
+    """Premises counted per grid cell and district, drawn by the premises tiles below zoom 14.
+
+    A cell at tile zoom ``zoom`` is the tile ``(zoom + 5, cx, cy)``; ``district_adcode`` is ``''`` for
+    premises outside every district; ``categories`` maps a category to its count; ``x``/``y`` are the
+    mean Web-Mercator position of the cell's premises. Kept set-based by ``storage.premises_grid``.
+    """
+
+    __tablename__ = "premises_grid"
+    zoom: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    cx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cy: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district_adcode: Mapped[str] = mapped_column(String(6), primary_key=True)
+    premises: Mapped[int] = mapped_column(Integer)
+    unlicensed: Mapped[int] = mapped_column(Integer)
+    categories: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    # a tile's 32 × 32 cells: (zoom, cx >> 5, cy >> 5) = (z, x, y)
+    __table_args__ = (Index("ix_premises_grid_tile", "zoom", text("(cx >> 5)"), text("(cy >> 5)")),)

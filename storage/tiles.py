@@ -2,9 +2,10 @@
 
 Every tile query selects rows with ``geom && <tile envelope in EPSG:4326>`` so the GiST index on the
 stored WGS84 geometry does the work; geometries are transformed to Web-Mercator (3857) only to be cut
-into the tile by ``ST_AsMVTGeom``. Premises below zoom :data:`PREMISES_POINT_ZOOM` are aggregated
-into counts per grid cell (cell indices computed arithmetically from lon/lat, so no point is
-projected), never sent one by one. A tile with no feature is ``b""`` (the route answers 204).
+into the tile by ``ST_AsMVTGeom``. Premises below zoom :data:`PREMISES_POINT_ZOOM` are never sent one
+by one: those tiles read the counts per grid cell of ``premises_grid`` (32 × 32 cells per tile, counts
+per category, kept up to date by the imports: :mod:`storage.premises_grid`), so their cost does not
+grow with the number of premises. A tile with no feature is ``b""`` (the route answers 204).
 
 Rows leave this module as bytes or plain dicts, never ORM objects.
 """
@@ -20,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import InvalidInput, NotFound
+from storage import premises_grid
 
 __all__ = [
     "LAYERS",
@@ -39,14 +41,12 @@ __all__ = [
 
 EXTENT: Final = 4096
 BUFFER: Final = 64
-PREMISES_POINT_ZOOM: Final = 14
-"""From this zoom on premises are points; below it, counts per grid cell."""
-CELL_UNITS: Final = 128
-"""Aggregation cell size in tile units (4096 per tile): 32 × 32 cells per tile."""
+PREMISES_POINT_ZOOM: Final = premises_grid.FINEST_ZOOM + 1
+"""From this zoom on premises are points; below it, counts per grid cell (``premises_grid``)."""
 MIN_ZOOM: Final = {
     "schools": 10,
     "gates": 13,
-    "premises": 8,
+    "premises": premises_grid.COARSEST_ZOOM,
     "streets": 11,
     "zones": 13,
     "districts": 0,
@@ -114,29 +114,30 @@ _PREMISES_ANONYMOUS = _mvt(
     "premises",
     "SELECT " + _PREMISES_CATEGORY + " AS category, " + _MVT_GEOM.format(col="p.geom") + " AS geom" + _PREMISES_WHERE,
 )
-# Counts per cell of a 32 × 32 grid over the tile. Web-Mercator x/y come from lon/lat by arithmetic
-# (no ST_Transform per point); the cell centre is built once per cell.
+# Counts per cell of the tile's 32 × 32 grid, read from ``premises_grid`` (kept by the imports, see
+# storage.premises_grid): one feature per cell with the number of premises, how many have no active
+# permit, a property per category with its count, drawn at the mean position of the cell's premises.
+# A cell split between districts has a row per district: they are added up here.
 _PREMISES_CELLS = text(
     """
-    WITH tile AS (
-        SELECT ST_XMin(e) AS x0, ST_YMin(e) AS y0, (ST_XMax(e) - ST_XMin(e)) / :cells AS cell
-        FROM ST_TileEnvelope(:z, :x, :y) AS e
-    ), pts AS (
-        SELECT ST_X(p.geom) * :merc / 180.0 AS mx,
-               ln(tan(radians(45.0 + LEAST(GREATEST(ST_Y(p.geom), -85.0), 85.0) / 2.0))) * 6378137.0 AS my
-        FROM premises p
-        WHERE p.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326)
-          AND (CAST(:district AS text) IS NULL OR p.district_adcode LIKE CAST(:district AS text))
-    ), cells AS (
-        SELECT floor((mx - tile.x0) / tile.cell) AS cx, floor((my - tile.y0) / tile.cell) AS cy, count(*) AS count
-        FROM pts, tile GROUP BY 1, 2
-    )
     SELECT ST_AsMVT(t, 'premises', 4096, 'geom') FROM (
-        SELECT cells.count::integer AS count,
-               ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(tile.x0 + (cells.cx + 0.5) * tile.cell,
-                                                    tile.y0 + (cells.cy + 0.5) * tile.cell), 3857),
-                            ST_TileEnvelope(:z, :x, :y), 4096, 0, true) AS geom
-        FROM cells, tile
+        SELECT c.count, c.unlicensed, c.categories,
+               ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(c.x, c.y), 3857), ST_TileEnvelope(:z, :x, :y), 4096, 0, true)
+                   AS geom
+        FROM (
+            SELECT sum(g.premises)::integer AS count, sum(g.unlicensed)::integer AS unlicensed,
+                   CASE WHEN count(*) = 1 THEN (array_agg(g.categories))[1] ELSE (
+                       SELECT jsonb_object_agg(kv.key, kv.n) FROM (
+                           SELECT e.key, sum(e.value::integer) AS n
+                           FROM unnest(array_agg(g.categories)) AS u(counts), jsonb_each_text(u.counts) AS e
+                           GROUP BY e.key) kv
+                   ) END AS categories,
+                   sum(g.premises * g.x) / sum(g.premises) AS x, sum(g.premises * g.y) / sum(g.premises) AS y
+            FROM premises_grid g
+            WHERE g.zoom = :z AND (g.cx >> 5) = :x AND (g.cy >> 5) = :y
+              AND (CAST(:district AS text) IS NULL OR g.district_adcode LIKE CAST(:district AS text))
+            GROUP BY g.cx, g.cy
+        ) AS c
     ) AS t WHERE t.geom IS NOT NULL
     """
 )
@@ -278,7 +279,9 @@ def tile(
     Returns
     -------
     bytes
-        The Mapbox vector tile; ``b""`` when nothing is in it.
+        The Mapbox vector tile; ``b""`` when nothing is in it. Below :data:`PREMISES_POINT_ZOOM` the
+        ``premises`` layer has one point per grid cell with ``count``, ``unlicensed`` (no active permit
+        on record) and the count of each category present (``tobacco``, ``bar`` …): no names, no ids.
     """
     check_tile(z, x, y)
     if layer not in LAYERS or layer == "zones":
@@ -293,11 +296,8 @@ def tile(
     elif layer == "gates":
         stmt = _GATES
     elif layer == "premises":
-        if z < PREMISES_POINT_ZOOM:
-            stmt = _PREMISES_CELLS
-            params.update(cells=EXTENT / CELL_UNITS, merc=_MERC_HALF)
-        else:
-            stmt = _PREMISES_NAMED if names else _PREMISES_ANONYMOUS
+        points = _PREMISES_NAMED if names else _PREMISES_ANONYMOUS
+        stmt = _PREMISES_CELLS if z < PREMISES_POINT_ZOOM else points
     elif layer == "streets":
         stmt = _STREETS
         params.update(tolerance=_pixel_m(z) * 4, all_streets=z >= STREETS_ALL_ZOOM, major=list(MAJOR_HIGHWAYS))

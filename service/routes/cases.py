@@ -101,7 +101,9 @@ class FieldReport(BaseModel):
     address: Annotated[str | None, Field(max_length=500)] = None
 
 
-@router.get("/v1/cases", summary="Ledger cases (GeoJSON), filterable; overdue=true lists the escalated ones")
+@router.get(
+    "/v1/cases", summary="Ledger cases (GeoJSON), filterable; overdue=true or escalation_level=n lists the escalated"
+)
 def list_cases(
     request: Request,
     session: SessionDep,
@@ -115,14 +117,17 @@ def list_cases(
     department: Annotated[str | None, Query(description="lead department")] = None,
     school_id: int | None = None,
     premises_id: int | None = None,
-    source: Literal["scan", "field_report", "manual", "staffing"] | None = None,
+    source: Literal["scan", "field_report", "campaign", "manual", "staffing"] | None = None,
     closed_in_time: bool | None = None,
+    escalation_level: Annotated[
+        int | None, Query(ge=0, le=9, description="0 not escalated, 1 past the deadline, 2… the next authorities")
+    ] = None,
     after: Annotated[int | None, Query(ge=0)] = None,
     out_crs: OutCrsDep = "wgs84",
 ) -> dict[str, Any]:
     filters = {"state": state, "overdue": overdue, "district": district, "category": category,
                "lead_department": department, "school_id": school_id, "premises_id": premises_id, "source": source,
-               "closed_in_time": closed_in_time}  # fmt: skip
+               "closed_in_time": closed_in_time, "escalation_level": escalation_level}  # fmt: skip
     page = store.list_cases(
         session, department=ledger.department_of(token), today=store.local_date(now), after=after, limit=limit,
         **filters,

@@ -69,7 +69,9 @@ class CheckCreate(BaseModel):
     premises_id: int
     result: Literal["compliant", "rectification", "violation", "absent"]
     note: Annotated[str | None, Field(max_length=2000)] = None
-    case_id: int | None = None
+    case_id: int | None = Field(
+        default=None, description="an open case the check goes into; default: a violation opens (or adds to) one"
+    )
 
 
 # --- inspection plans ----------------------------------------------------------------------------
@@ -164,11 +166,17 @@ def campaign_premises(
     return {"campaign_id": campaign_id, "district": district, "count": len(rows), "premises": rows}
 
 
-@router.post("/v1/campaigns/{campaign_id}/checks", status_code=201, summary="Record the check of one premises")
-def record_check(campaign_id: int, body: CheckCreate, session: SessionDep, token: Writer, now: Now) -> Any:
-    return store.record_check(
-        session, campaign_id, body.premises_id, result=body.result, note=body.note, case_id=body.case_id,
-        checked_by=token.name, now=now, today=ledger_store.local_date(now), department=ledger.department_of(token),
+@router.post(
+    "/v1/campaigns/{campaign_id}/checks",
+    status_code=201,
+    summary="Record the check of one premises; a violation opens (or adds to) its ledger case",
+)
+def record_check(
+    request: Request, campaign_id: int, body: CheckCreate, session: SessionDep, token: Writer, now: Now
+) -> Any:
+    return svc.record_check(
+        session, request.app.state.rules, campaign_id, body.model_dump(), who=ledger.actor(token),
+        department=ledger.department_of(token), now=now,
     )  # fmt: skip
 
 
@@ -194,6 +202,7 @@ def ledger_page(
     common: dict[str, Any] = {"department": dept, "today": today, "limit": 10_000, "district": district}
     page = svc.overview_page(
         today=today, district=district,
+        district_name=ledger_store.district_names(session, [district]).get(district) if district else None,
         by_state=store.counts_by_state(session, department=dept, district=district),
         by_category=ledger_store.report(session, by="category", **common)[0],
         by_district=ledger_store.report(session, by="district", **common)[0],

@@ -1,5 +1,6 @@
 """Ledger reports: per district, department or category — open, overdue, closed, closed within the
-deadline (%) — with the monthly trend; JSON (paged) or XLSX. Every row links to the cases behind it."""
+deadline (%) — with the monthly trend; JSON (paged) or XLSX. Every row links to the cases behind it; rows
+by district carry the district's name (e.g. 秀峰区) beside its adcode."""
 
 from __future__ import annotations
 
@@ -102,10 +103,11 @@ def workbook(by: str, rows: list[dict[str, Any]], trend: list[dict[str, Any]]) -
     wb = Workbook()
     ws = wb.active
     ws.title = f"by {by}"
-    ws.append([by, *_HEAD])
+    named = by == "district"
+    ws.append([by, *(["name 名称"] if named else []), *_HEAD])
     for r in rows:
-        ws.append([r["key"], r["open"], r["overdue"], r["closed"], r["closed_in_time"], r["closed_in_time_pct"],
-                   r["dismissed"], r["total"]])  # fmt: skip
+        ws.append([r["key"], *([r["name"]] if named else []), r["open"], r["overdue"], r["closed"],
+                   r["closed_in_time"], r["closed_in_time_pct"], r["dismissed"], r["total"]])  # fmt: skip
     tw = wb.create_sheet("trend")
     tw.append(["month 月份", "opened 新增", "closed 销号"])
     for t in trend:

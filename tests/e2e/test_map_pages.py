@@ -9,11 +9,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+import mapbox_vector_tile
 import pytest
 import uvicorn
 from fastapi.responses import HTMLResponse
@@ -125,6 +127,65 @@ def test_city_page_draws_its_layers_offline(running: Running, browser: Chromium)
     for layer in ("streets", "schools", "premises"):
         assert 200 in _tile_statuses(report, layer), layer
     assert all(s in (200, 204) for layer in ("streets", "schools", "premises") for s in _tile_statuses(report, layer))
+
+
+def test_city_page_at_a_city_zoom_draws_the_premises_counted_per_cell(
+    running: Running, browser: Chromium, e2e_url: str
+) -> None:
+    def zoom_out(page, report) -> None:  # noqa: ANN001
+        page.evaluate(
+            "() => { const cfg = JSON.parse(document.getElementById('safezone-config').textContent);"
+            " window[cfg.map].setZoom(12, {animate: false}); }"
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until every premises tile of zoom 12 has its answer
+            page.wait_for_timeout(100)
+            asked = [r for r in report.requests if urlsplit(r.url).path.startswith("/tiles/premises/12/")]
+            if asked and all(r.status is not None or r.failure for r in asked):
+                break
+
+    report = browser.load_page(
+        f"{running.base}/maps/city?token={quote(running.token)}",
+        wait_for_js=f"{TILES_DRAWN} > 0",
+        interact=zoom_out,
+        screenshot=ARTIFACTS / "map_city_z12.png",
+        evaluate=DRAWN,
+    )
+    assert report.ok, report.problems()
+    cells = [r.url for r in report.requests if urlsplit(r.url).path.startswith("/tiles/premises/12/")]
+    assert cells and all(r.status in (200, 204) for r in report.requests if r.url in cells)
+    # what those tiles hold — one point per grid cell — equals a direct count of the premises in each tile
+    engine = make_engine(e2e_url, pool_size=1)
+    shown_total = 0
+    try:
+        with engine.connect() as conn:
+            for url in cells:
+                with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 (loopback)
+                    body = resp.read()
+                feats = mapbox_vector_tile.decode(body)["premises"]["features"] if body else []
+                shown: dict[str, int] = {}
+                for f in feats:
+                    for key, n in f["properties"].items():
+                        if key not in ("count", "unlicensed"):
+                            shown[key] = shown.get(key, 0) + n
+                z, x, y = (int(v) for v in urlsplit(url).path.removesuffix(".pbf").split("/")[-3:])
+                counted = conn.execute(
+                    text(
+                        """
+                        SELECT COALESCE(p.categories[1], (SELECT pm.category FROM permits pm
+                                        WHERE pm.premises_id = p.id ORDER BY pm.id LIMIT 1), 'other'), count(*)
+                        FROM premises p WHERE ST_Intersects(p.geom, ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326))
+                        GROUP BY 1
+                        """
+                    ),
+                    {"z": z, "x": x, "y": y},
+                ).all()
+                assert shown == dict(counted), url
+                shown_total += sum(f["properties"]["count"] for f in feats)
+            from_osm = conn.execute(text("SELECT count(*) FROM premises WHERE source = 'osm'")).scalar_one()
+    finally:
+        engine.dispose()
+    assert shown_total >= from_osm > 0  # the extract's bars, internet cafés … all in the view at zoom 12
 
 
 def test_city_search_finds_a_school_by_name(running: Running, browser: Chromium) -> None:

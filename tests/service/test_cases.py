@@ -4,14 +4,24 @@ department isolation, deadlines across a holiday, escalation, reopening after a 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+from geoalchemy2.shape import from_shape
+from shapely.geometry import MultiPolygon
 from sqlalchemy import select
 
+from geo.rules import DEFAULT_DIRECTORY, RuleRegistry
 from service import ledger
 from service.scanning import run_scan
 from service.settings import Settings
-from storage.models import Case, CaseFinding, Job, Premises
+from service.webhooks import HEADER, verify
+from service.worker import HANDLERS
+from storage.models import Case, CaseFinding, District, Job, Premises
 from tests.factories import Clock, add_premises, add_school, at, offset, square
 
 PROBLEM = "application/problem+json"
@@ -248,3 +258,156 @@ def test_staffing_and_access_control_shortfalls_become_cases(client, session, se
         ("access_control", "象山幼儿园 · 幼儿园未建门禁/接送卡制度（要求 1，在册 0）"),
         ("staffing", "漓江小学 · 安保人员不足（要求 3，在册 2）"),
     ]
+
+
+# --- the overdue ladder ----------------------------------------------------------------------------
+
+SECRET = "ladder-test-secret-0123456789"
+
+
+class _Receiver(ThreadingHTTPServer):
+    """A loopback webhook receiver that checks every signature."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Hook)
+        self.received: list[tuple[bool, str, dict]] = []
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/hooks/safezone"
+
+
+class _Hook(BaseHTTPRequestHandler):
+    server: _Receiver
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        ok = verify(body, SECRET, self.headers.get(HEADER, ""))
+        self.server.received.append((ok, self.headers.get("X-Safezone-Event", ""), json.loads(body)))
+        self.send_response(204 if ok else 401)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver(monkeypatch):  # noqa: ANN001, ANN201
+    server = _Receiver()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SAFEZONE_WEBHOOK_URL", server.url)  # the queue's webhook job reads its settings here
+    monkeypatch.setenv("SAFEZONE_WEBHOOK_SECRET", SECRET)
+    yield server
+    server.shutdown()
+
+
+def _district(session, adcode: str, name: str) -> None:  # noqa: ANN001
+    outline = MultiPolygon([square(110.0 + int(adcode[-2:]) * 0.01, 24.0, 300)])  # names only: away from sites
+    session.add(District(adcode=adcode, name=name, level="county", parent_adcode=adcode[:4] + "00",
+                         geom=from_shape(outline, srid=4326)))  # fmt: skip
+
+
+def _deliver(session, session_factory, job_ids: list[str]) -> None:  # noqa: ANN001
+    """Run the queued webhook jobs through the queue's own handler (signing, delivery)."""
+    for job_id in job_ids:
+        HANDLERS["webhook"](session_factory, session.get(Job, job_id).params, lambda done, total: None)
+
+
+def test_overdue_case_climbs_the_ladder_one_level_at_a_time(
+    client, session, session_factory, auth, clock, receiver
+) -> None:  # noqa: ANN001
+    _district(session, "450302", "秀峰区")
+    session.commit()
+    r = client.post(
+        "/v1/cases",
+        json={"title": "校门口流动摊点", "category": "food_stall", "district": "450302",
+              "lead_department": "urban_management", "cooperating_departments": ["market_supervision"]},
+        headers=auth(),
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    case_id = r.json()["id"]
+    assert r.json()["properties"]["deadline"] == "2025-10-14"  # 5 working days over the National Day week
+    assert r.json()["properties"]["escalation_level"] == 0
+    rules = client.app.state.rules
+    settings = Settings(webhook_url=receiver.url, webhook_secret=SECRET)
+
+    def tick(now: dt.datetime) -> dict:
+        return ledger.tick(session_factory, now=now, settings=settings, registry=rules)
+
+    assert tick(at(2025, 10, 14, 23))["escalated"] == []
+    first = tick(at(2025, 10, 15, 0))
+    assert first["overdue"] == [case_id]
+    assert first["escalated"] == [{"id": case_id, "level": 1, "recipient": "lead_department",
+                                   "recipient_name": "城市管理部门", "after_working_days": 0}]  # fmt: skip
+    for now in (at(2025, 10, 16), at(2025, 10, 21, 23)):  # 10-15 + 5 working days is Wednesday 10-22
+        assert tick(now)["escalated"] == []
+    second = tick(at(2025, 10, 22, 0))
+    assert second["overdue"] == []
+    assert second["escalated"] == [{"id": case_id, "level": 2, "recipient": "district_government",
+                                    "recipient_name": "秀峰区人民政府", "after_working_days": 5}]  # fmt: skip
+    assert tick(at(2025, 11, 28))["escalated"] == []  # each level once; 2 is the top of the default ladder
+
+    _deliver(session, session_factory, first["webhook_jobs"] + second["webhook_jobs"])
+    got = [(ok, kind, e["case"]["id"], e["escalation"]["level"], e["escalation"]["recipient_name"])
+           for ok, kind, e in receiver.received]  # fmt: skip
+    assert got == [
+        (True, "case.overdue", case_id, 1, "城市管理部门"),
+        (True, "case.escalated", case_id, 2, "秀峰区人民政府"),
+    ]
+
+    clock.now = at(2025, 10, 22, 9)
+    officer = auth("urban_management")
+    for level, expected in ((2, [case_id]), (1, []), (0, [])):
+        listed = client.get("/v1/cases", params={"escalation_level": level}, headers=officer).json()
+        assert [f["id"] for f in listed["features"]] == expected, level
+    p = client.get(f"/v1/cases/{case_id}", headers=officer).json()["properties"]
+    assert (p["escalation_level"], p["escalated_to"], p["overdue"]) == (2, "秀峰区人民政府", True)
+    assert p["escalation_level_at"].startswith("2025-10-22")
+    ladder = [(e["details"]["level"], e["details"]["recipient_name"]) for e in p["events"] if e["kind"] == "escalation"]
+    assert ladder == [(1, "城市管理部门"), (2, "秀峰区人民政府")]
+    assert client.get("/v1/cases", params={"escalation_level": 10}, headers=officer).status_code == 422
+
+    # a new deadline starts the ladder again
+    r = client.patch(f"/v1/cases/{case_id}", json={"deadline": "2025-11-03"}, headers=officer)
+    assert (r.json()["properties"]["escalation_level"], r.json()["properties"]["escalated_to"]) == (0, None)
+    assert tick(at(2025, 10, 23))["escalated"] == []
+    assert [e["level"] for e in tick(at(2025, 11, 4))["escalated"]] == [1]
+
+
+def test_a_pack_sets_its_own_ladder(client, session, session_factory, tmp_path: Path) -> None:  # noqa: ANN001
+    packs = tmp_path / "rules"
+    shutil.copytree(DEFAULT_DIRECTORY, packs)
+    guilin = packs / "guilin-450300.yaml"
+    guilin.write_text(
+        guilin.read_text(encoding="utf-8")
+        + """
+escalation:
+  - {level: 1, recipient: lead_department, recipient_zh: "{lead_department}"}
+  - {level: 2, after_working_days: 2, recipient: district_government, recipient_zh: "{district}人民政府"}
+  - {level: 3, after_working_days: 3, recipient: city_government, recipient_zh: 桂林市人民政府}
+""",
+        encoding="utf-8",
+    )
+    rules = RuleRegistry.load(packs)
+    assert rules.version != client.app.state.rules.version  # the ladder is part of the pack's content
+    _district(session, "450302", "秀峰区")
+    ids = {}
+    for place, adcode in (("guilin", "450302"), ("nanjing", "320102")):  # Nanjing: the national default ladder
+        ids[place] = ledger.store.create_case(
+            session, subject=f"premises:ladder-{place}", rule_id="food_stall.gate", category="food_stall",
+            source="manual", state="registered", title=place, lead_department="urban_management",
+            now=at(2025, 9, 30), who=ledger.store.Actor("甲", "admin"), district_adcode=adcode,
+        )  # fmt: skip
+    session.commit()
+    settings = Settings(webhook_url=None)
+
+    def levels(now: dt.datetime) -> list[tuple[str, int, str]]:
+        raised = ledger.tick(session_factory, now=now, settings=settings, registry=rules)["escalated"]
+        place = {v: k for k, v in ids.items()}
+        return [(place[e["id"]], e["level"], e["recipient_name"]) for e in raised]
+
+    assert levels(at(2025, 10, 15)) == [("guilin", 1, "城市管理部门"), ("nanjing", 1, "城市管理部门")]
+    assert levels(at(2025, 10, 16)) == []
+    assert levels(at(2025, 10, 17)) == [("guilin", 2, "秀峰区人民政府")]  # 2 working days after 10-15
+    assert levels(at(2025, 10, 21)) == []
+    assert levels(at(2025, 10, 22)) == [("guilin", 3, "桂林市人民政府"), ("nanjing", 2, "所在区县人民政府")]
+    assert levels(at(2025, 12, 31)) == []
+    session.expire_all()
+    assert [session.get(Case, ids[p]).escalation_level for p in ("guilin", "nanjing")] == [3, 2]

@@ -181,6 +181,100 @@ def test_campaign_progress_equals_the_checks_behind_it(client, session, auth, cl
     assert client.get("/v1/campaigns", headers=auth("tobacco")).json()["campaigns"] == []
 
 
+def test_a_violation_in_a_campaign_opens_one_case_by_itself(client, session, session_factory, auth, clock) -> None:  # noqa: ANN001
+    sw = (LON, LAT)
+    school = add_school(session, name="象山小学", outline=square(*sw, 100), district="450304",
+                        gates=[offset(*sw, east_m=50)])  # fmt: skip
+    stall = _stall(session, "甲摊区", sw, 30, "450304", categories=["food_stall"])
+    clean = _stall(session, "乙摊区", sw, 80, "450304", categories=["food_stall"])
+    session.commit()
+    market = auth("market_supervision", name="市场监管张")
+    body = {"name": "2025年秋季校园周边食品经营专项检查", "categories": ["food_stall"], "district": "450300",
+            "starts": "2025-09-01", "ends": "2025-10-31", "lead_department": "market_supervision"}  # fmt: skip
+    cid = client.post("/v1/campaigns", json=body, headers=auth()).json()["id"]
+
+    def check(pid: int, result: str, **kw):  # noqa: ANN003, ANN202
+        r = client.post(
+            f"/v1/campaigns/{cid}/checks", json={"premises_id": pid, "result": result, **kw}, headers=market
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    first = check(stall.id, "violation", note="校门口占道经营")
+    case_id = first["case_id"]
+    assert (first["result"], first["case_action"]) == ("violation", "opened") and case_id is not None
+    r = client.get(f"/v1/cases/{case_id}", headers=market)  # the campaign's department cooperates on it
+    assert r.status_code == 200, r.text
+    p = r.json()["properties"]
+    assert (p["source"], p["state"], p["premises_id"], p["school_id"], p["district"]) == (
+        "campaign", "inspection", stall.id, school.id, "450304",
+    )  # fmt: skip
+    # Guilin 五(三): the food-stall rule in force there, led by the city's campus-environment group
+    assert (p["rule_id"], p["lead_department"], p["finding_status"]) == (
+        "food_stall.gate", "campus_environment_group", "violation",
+    )  # fmt: skip
+    assert {"market_supervision", "urban_management"} <= set(p["cooperating_departments"])
+    # 5 working days from Monday 29 September 2025: 9-30, then 10-09, 10-10, Saturday 10-11 (调休), 10-13
+    assert (p["deadline"], p["deadline_source"]) == ("2025-10-13", "working")
+    assert (p["details"]["campaign_id"], p["details"]["checked_by"], p["details"]["school_name"]) == (
+        cid, "市场监管张", "象山小学",
+    )  # fmt: skip
+    assert p["title"] == "甲摊区 · food_stall.gate · 象山小学（2025年秋季校园周边食品经营专项检查）"
+    assert (p["events"][0]["kind"], p["events"][0]["actor"], p["events"][0]["to"]) == ("created", "市场监管张",
+                                                                                       "inspection")  # fmt: skip
+    assert "校门口占道经营" in p["events"][0]["reason"]
+
+    clock.now = at(2025, 9, 30)  # the same premises found in violation again while its case is open
+    second = check(stall.id, "violation", note="复查仍在经营")
+    assert (second["case_id"], second["case_action"]) == (case_id, "added")
+    listed = client.get("/v1/cases", params={"premises_id": stall.id}, headers=auth()).json()
+    assert (listed["numberMatched"], [f["id"] for f in listed["features"]]) == (1, [case_id])
+    events = client.get(f"/v1/cases/{case_id}", headers=auth()).json()["properties"]["events"]
+    assert [(e["kind"], e["details"].get("campaign_id")) for e in events] == [("created", None), ("check", cid)]
+    assert client.get(f"/v1/cases/{case_id}", headers=auth("tobacco")).status_code == 404
+
+    ok = check(clean.id, "compliant")
+    assert (ok["case_id"], ok["case_action"]) == (None, None)
+    corrected = check(stall.id, "rectification")  # a correction keeps the case the violation went into
+    assert (corrected["case_id"], corrected["case_action"]) == (case_id, None)
+    [row] = client.get(f"/v1/campaigns/{cid}", headers=market).json()["progress"]
+    assert (row["checked"], row["violation"], row["rectification"], row["compliant"]) == (2, 0, 1, 1)
+    assert client.get("/v1/cases", params={"source": "campaign"}, headers=auth()).json()["numberMatched"] == 1
+
+    # closed, and a later check finds the stall again: the same case reopens (closed but not fixed)
+    a, b = store.Actor("甲", "market_supervision"), store.Actor("乙", "market_supervision")
+    with session_factory() as s:
+        for state in ("registered", "assessed", "reported", "remediation", "acceptance"):
+            store.transition(s, case_id, state, department=None, who=a, now=clock.now)
+        store.transition(s, case_id, "closed", department=None, who=b, now=clock.now)
+        s.commit()
+    clock.now = at(2025, 10, 20)
+    again = check(stall.id, "violation")
+    assert (again["case_id"], again["case_action"]) == (case_id, "reopened")
+    p = client.get(f"/v1/cases/{case_id}", headers=market).json()["properties"]
+    assert (p["state"], p["deadline"]) == ("reopened", "2025-10-27")  # a fresh 5 working days from 10-20
+    assert client.get("/v1/cases", params={"premises_id": stall.id}, headers=auth()).json()["numberMatched"] == 1
+
+
+def test_the_rule_a_campaign_violation_breaks(client) -> None:  # noqa: ANN001
+    from service.inspections import campaign_rule
+
+    rules, on = client.app.state.rules, dt.date(2025, 9, 29)
+
+    def rule(categories: list[str], district: str, levels: list[str], distance_m: float) -> str | None:
+        found = campaign_rule(rules, categories=categories, district=district, school_levels=levels,
+                              distance_m=distance_m, on=on)  # fmt: skip
+        return found.id if found else None
+
+    assert rule(["internet_cafe"], "320102", ["primary"], 150) == "internet_cafe.school"
+    assert rule(["internet_cafe"], "320102", ["kindergarten"], 99) == "internet_cafe.kindergarten"
+    assert rule(["internet_cafe"], "320102", ["kindergarten"], 150) is None  # 100 m for kindergartens
+    assert rule(["internet_cafe"], "320102", ["nine_year"], 150) == "internet_cafe.school"
+    assert rule(["internet_cafe"], "320102", [], 150) == "internet_cafe.school"  # unknown level: every rule
+    assert rule(["food_stall"], "450304", ["primary"], 95) == "food_stall.gate"  # Guilin 五(三)
+    assert rule(["food_stall"], "320102", ["primary"], 20) is None  # no national food-stall rule
+
+
 def _case(session, n: int, *, school_id: int | None, status: str | None, category: str, lead: str,  # noqa: ANN001
           deadline: dt.date, opened: dt.datetime = at(2025, 9, 1)) -> int:  # fmt: skip
     return store.create_case(
@@ -269,6 +363,47 @@ def test_overview_page_shows_the_report_numbers_and_no_external_url(client, sess
     assert client.get("/maps/ledger", params={"token": make_token("viewer")}).status_code == 403
     tob = client.get("/maps/ledger", headers={"Authorization": f"Bearer {make_token('tobacco')}"}).text
     assert re.search(r'id="open"><div class="v">1<', tob)  # the tobacco bureau sees its own case only
+
+
+def _districts(session, rows: list[tuple[str, str, str, str | None]]) -> None:  # noqa: ANN001
+    from geoalchemy2.shape import from_shape
+    from shapely.geometry import MultiPolygon
+
+    from storage.models import District
+
+    for i, (adcode, name, level, parent) in enumerate(rows):
+        outline = MultiPolygon([square(LON + 1 + 0.1 * i, LAT + 1, 500)])  # away from the schools: names only
+        session.add(District(adcode=adcode, name=name, level=level, parent_adcode=parent,
+                             geom=from_shape(outline, srid=4326)))  # fmt: skip
+    session.flush()
+
+
+def test_overview_page_names_the_districts_with_their_adcodes(client, session, auth, make_token, clock) -> None:  # noqa: ANN001
+    _districts(session, [("450300", "桂林市", "city", "450000"), ("450302", "秀峰区", "county", "450300"),
+                         ("450304", "象山区", "county", "450300")])  # fmt: skip
+    school = add_school(session, name="甲小学", outline=square(LON, LAT, 100), district="450304")
+    for n, district in enumerate(["450302", "450302", "450304", "450305"]):  # 450305 (七星区) not on record
+        store.create_case(
+            session, subject=f"premises:named{n}", rule_id="bar", category="bar", source="scan", state="warning",
+            title=f"案件{n}", lead_department="culture_tourism", now=at(2025, 9, 1), who=ADMIN,
+            district_adcode=district, school_id=school.id, deadline=dt.date(2025, 9, 10), deadline_source="manual",
+        )  # fmt: skip
+    session.commit()
+    clock.now = at(2025, 10, 1)
+    token = make_token("admin")
+    page = client.get("/maps/ledger", params={"token": token, "district": "450300"}).text
+    assert "行政区 桂林市 450300" in page
+    by_district = page.split('id="by-district"')[1].split("</section>")[0]
+    shown = re.findall(r'<text [^>]*data-key="([^"]*)">(\d+)</text>', by_district)
+    assert shown == [("秀峰区 450302", "2"), ("象山区 450304", "1"), ("450305", "1")]
+    report = client.get("/v1/reports/cases", params={"by": "district", "district": "450300"},
+                        headers={"Authorization": f"Bearer {token}"}).json()  # fmt: skip
+    assert [(r["key"], r["name"], r["total"]) for r in report["rows"]] == [
+        ("450302", "秀峰区", 2), ("450304", "象山区", 1), ("450305", None, 1),
+    ]  # fmt: skip
+    assert {key.split()[-1]: int(n) for key, n in shown} == {r["key"]: r["total"] for r in report["rows"]}
+    county = client.get("/maps/ledger", params={"token": token, "district": "450302"}).text
+    assert "行政区 秀峰区 450302" in county and re.search(r'id="open"><div class="v">2<', county)
 
 
 def test_campaign_scope_on_the_real_nanjing_extract_matches_the_reference_distances(

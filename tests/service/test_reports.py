@@ -77,6 +77,23 @@ def test_report_by_district_values(client, auth, ledger_cases) -> None:  # noqa:
     assert trend == [{"month": "2025-08", "opened": 3, "closed": 0}, {"month": "2025-09", "opened": 3, "closed": 2}]
 
 
+def test_report_by_district_names_the_districts_on_record(client, session, auth, ledger_cases) -> None:  # noqa: ANN001
+    from geoalchemy2.shape import from_shape
+    from shapely.geometry import MultiPolygon, box
+
+    from storage.models import District
+
+    session.add(District(adcode="450304", name="象山区", level="county", parent_adcode="450300",
+                         geom=from_shape(MultiPolygon([box(110.28, 25.20, 110.32, 25.26)]), srid=4326)))  # fmt: skip
+    session.commit()
+    rows = client.get("/v1/reports/cases", headers=auth()).json()["rows"]
+    assert [(r["key"], r["name"], r["total"]) for r in rows] == [("450304", "象山区", 3), ("500103", None, 3)]
+    r = client.get("/v1/reports/cases.xlsx", params={"by": "district"}, headers=auth())
+    sheet = list(load_workbook(io.BytesIO(r.content))["by district"].values)
+    assert sheet[0][:3] == ("district", "name 名称", "open 未销号")
+    assert [row[:2] + row[-1:] for row in sheet[1:]] == [("450304", "象山区", 3), ("500103", None, 3)]
+
+
 def test_report_paging_and_department_isolation(client, auth, ledger_cases) -> None:  # noqa: ANN001
     first = client.get("/v1/reports/cases", params={"by": "category", "limit": 2}, headers=auth()).json()
     assert [r["key"] for r in first["rows"]] == ["bar", "food_stall"]

@@ -61,12 +61,41 @@ def test_low_zoom_premises_are_counts_per_cell_not_points(client, auth, session)
     session.commit()
     cells = features(get_tile(client, auth("admin"), "premises", LON, LAT, 12), "premises")
     assert 1 <= len(cells) <= 4
-    assert sum(c["properties"]["count"] for c in cells) >= 40  # other rows in the tile may add to it
-    assert all(set(c["properties"]) == {"count"} for c in cells)  # no names, no ids at low zoom
+    assert sum(c["properties"]["count"] for c in cells) == 40
+    assert sum(c["properties"]["tobacco"] for c in cells) == 40
+    assert all(c["properties"]["unlicensed"] == c["properties"]["count"] for c in cells)  # no permit on record
+    assert all(set(c["properties"]) == {"count", "unlicensed", "tobacco"} for c in cells)  # no names, no ids
     points = features(get_tile(client, auth("admin"), "premises", LON + 0.0002, LAT + 0.0001, 16), "premises")
     ours = [p for p in points if str(p["properties"].get("name", "")).startswith("烟酒店")]
     assert len(ours) == 40
     assert {p["properties"]["category"] for p in ours} == {"tobacco"}
+
+
+def test_a_field_report_shows_in_the_low_zoom_tiles_at_once(client, auth, session) -> None:
+    lon, lat = offset(LON, LAT, east_m=-900, north_m=-700)
+    add_premises(session, name="老地方烧烤", lon=lon, lat=lat, categories=["food_stall"])
+    session.commit()
+
+    def food_stalls(z: int) -> tuple[int, int]:
+        """(food stalls, premises with no active permit) in the zoom-z tile of the report's place."""
+        props = [
+            c["properties"] for c in features(get_tile(client, auth("viewer"), "premises", lon, lat, z), "premises")
+        ]
+        return sum(p.get("food_stall", 0) for p in props), sum(p["unlicensed"] for p in props)
+
+    assert food_stalls(11) == (1, 1)
+    report = {
+        "lon": lon,
+        "lat": lat,
+        "crs": "wgs84",
+        "category": "food_stall",
+        "name": "烤肠摊",
+        "note": "校门口流动摊点",
+    }
+    r = client.post("/v1/field-reports", json=report, headers=auth("urban_management"))
+    assert r.status_code == 201, r.text
+    assert food_stalls(11) == (2, 2)  # the reported stall: no permit on record
+    assert food_stalls(13) == (2, 2)
 
 
 def test_roles_without_read_premises_get_no_trader_names(client, auth, session) -> None:
