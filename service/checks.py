@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -201,9 +202,18 @@ def evaluate_request(
 
 
 def run_check(
-    session: Session, req: CheckRequest, *, rules: RuleRegistry, school_accuracy_m: float, token_id: int | None
+    session: Session,
+    req: CheckRequest,
+    *,
+    rules: RuleRegistry,
+    school_accuracy_m: float,
+    token_id: int | None,
+    audit: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate, store the decision (inputs, pack version, batches, result) and return it."""
+    """Evaluate, store the decision (inputs, pack version, batches, result) and return it.
+
+    ``audit`` gives the answer's audit row (``storage.audit.params(prefix="a_")``), stored with the decision.
+    """
     answer = evaluate_request(session, req, rules=rules, school_accuracy_m=school_accuracy_m)
     decision_id = uuid.uuid4()
     answer = {"decision_id": str(decision_id), **answer, "map_url": f"/maps/decisions/{decision_id}",
@@ -214,7 +224,7 @@ def run_check(
     store.save_decision(
         session, decision_id=decision_id, token_id=token_id, category=req.category, outcome=answer["outcome"],
         pack_version=rules.version, batch_ids=answer["data_batches"], district=answer["district"],
-        geom=shape(answer["location"]), inputs=inputs, result=answer,
+        geom=shape(answer["location"]), inputs=inputs, result=answer, audit=audit(answer) if audit else None,
     )  # fmt: skip
     return answer
 

@@ -33,7 +33,6 @@ import anyio
 from fastapi import FastAPI, Request
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -166,23 +165,25 @@ def _ids_of(scope: Scope, data: Any) -> dict[str, Any]:
     return ids
 
 
-def audit_in_transaction(session: Session, request: Request, answer: dict[str, Any], *, status: int = 200) -> None:
-    """Write this request's audit row in the handler's own transaction, so that it commits with the answer.
+def audit_row_for(request: Request, answer: dict[str, Any], *, status: int = 200, prefix: str = "") -> dict[str, Any]:
+    """This request's audit row, for the handler to write in its own transaction (``storage.audit.insert_sql``).
 
-    For the hot path (pre-checks): one commit instead of two. The middleware then writes no row of its own
-    for a successful answer; a failed one (the transaction rolled back) still gets its row from it.
+    For the hot path (pre-checks): the row commits with the answer, in the same statement as the decision.
+    The middleware then writes no row of its own for a successful answer; a failed one (the transaction
+    rolled back) still gets its row from it.
     """
     scope = request.scope
     tok = getattr(request.state, "token", None)
     started = scope.get("state", {}).get("started")
-    audit_store.record(
-        session, method=scope["method"], path=scope["path"], status=status, token_id=getattr(tok, "id", None),
+    row = audit_store.params(
+        method=scope["method"], path=scope["path"], status=status, token_id=getattr(tok, "id", None),
         token_name=getattr(tok, "name", None), role=getattr(tok, "role", None), route=_route(scope),
         object_ids=_ids_of(scope, answer), client=(scope.get("client") or (None,))[0],
         request_id=request_id_var.get(), idempotency_key=_header(scope, b"idempotency-key"),
-        duration_ms=None if started is None else round((time.perf_counter() - started) * 1000, 2),
+        duration_ms=None if started is None else round((time.perf_counter() - started) * 1000, 2), prefix=prefix,
     )  # fmt: skip
     request.state.audited = True
+    return row
 
 
 def _route(scope: Scope) -> str:

@@ -11,9 +11,21 @@ from sqlalchemy.orm import Session
 
 from storage.models import AuditEntry
 
+_COLUMNS = (
+    "method", "path", "status", "token_id", "token_name", "role", "route", "object_ids", "client", "request_id",
+    "idempotency_key", "duration_ms",
+)  # fmt: skip
 
-def record(
-    session: Session,
+
+def insert_sql(prefix: str = "") -> str:
+    """``INSERT INTO audit_log …`` with its parameters named ``prefix + column`` (to compose statements)."""
+    values = ", ".join(
+        f"CAST(:{prefix}{c} AS jsonb)" if c == "object_ids" else f":{prefix}{c}" for c in _COLUMNS
+    )  # fmt: skip
+    return f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({values})"
+
+
+def params(
     *,
     method: str,
     path: str,
@@ -27,24 +39,23 @@ def record(
     request_id: str | None = None,
     idempotency_key: str | None = None,
     duration_ms: float | None = None,
-) -> int:
-    """Add one audit row; returns its id."""
-    return session.execute(
-        _INSERT,
-        {
-            "method": method, "path": path[:2000], "status": status, "token_id": token_id, "token_name": token_name,
-            "role": role, "route": route, "object_ids": json.dumps(object_ids or {}, ensure_ascii=False),
-            "client": client, "request_id": request_id, "idempotency_key": idempotency_key,
-            "duration_ms": duration_ms,
-        },
-    ).scalar_one()  # fmt: skip
+    prefix: str = "",
+) -> dict[str, Any]:
+    """The parameters of :func:`insert_sql` for one row."""
+    row = {
+        "method": method, "path": path[:2000], "status": status, "token_id": token_id, "token_name": token_name,
+        "role": role, "route": route, "object_ids": json.dumps(object_ids or {}, ensure_ascii=False),
+        "client": client, "request_id": request_id, "idempotency_key": idempotency_key, "duration_ms": duration_ms,
+    }  # fmt: skip
+    return {prefix + k: v for k, v in row.items()}
 
 
-_INSERT = text(
-    "INSERT INTO audit_log (method, path, status, token_id, token_name, role, route, object_ids, client, "
-    "request_id, idempotency_key, duration_ms) VALUES (:method, :path, :status, :token_id, :token_name, :role, "
-    ":route, CAST(:object_ids AS jsonb), :client, :request_id, :idempotency_key, :duration_ms) RETURNING id"
-)
+def record(session: Session, **row: Any) -> int:
+    """Add one audit row (the keyword arguments of :func:`params`); returns its id."""
+    return session.execute(_INSERT, params(**row)).scalar_one()
+
+
+_INSERT = text(insert_sql() + " RETURNING id")
 
 
 def _public(row: AuditEntry) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import NotFound
+from storage import audit as audit_store
 from storage.models import Decision
 
 
@@ -114,10 +115,13 @@ def save_decision(
     geom: BaseGeometry,
     inputs: dict[str, Any],
     result: dict[str, Any],
+    audit: dict[str, Any] | None = None,
 ) -> None:
+    """Store a decision; with ``audit`` (``storage.audit.params(prefix="a_")``) its audit row too, in the same
+    statement."""
     session.execute(
-        _INSERT_DECISION,
-        {
+        _INSERT_DECISION_AUDITED if audit is not None else _INSERT_DECISION,
+        (audit or {}) | {
             "id": decision_id, "token_id": token_id, "category": category, "outcome": outcome,
             "pack_version": pack_version, "batch_ids": batch_ids, "district": district,
             "wkb": shapely.to_wkb(geom), "inputs": json.dumps(inputs, ensure_ascii=False),
@@ -131,6 +135,7 @@ _INSERT_DECISION = text(
     "inputs, result) VALUES (:id, :token_id, :category, :outcome, :pack_version, CAST(:batch_ids AS bigint[]), "
     ":district, ST_GeomFromWKB(:wkb, 4326), CAST(:inputs AS jsonb), CAST(:result AS jsonb))"
 )
+_INSERT_DECISION_AUDITED = text(f"WITH decision AS ({_INSERT_DECISION.text}) {audit_store.insert_sql('a_')}")
 
 
 def get_decision(session: Session, decision_id: uuid.UUID) -> dict[str, Any]:

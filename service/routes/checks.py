@@ -19,7 +19,7 @@ from service.checks import CheckRequest, differences, evaluate_request, run_chec
 from service.deps import OutCrsDep, SessionDep
 from service.geojson import convert_tree
 from service.idempotency import IdempotencyDep, KeyHeader, claim, fingerprint_if_keyed
-from service.middleware import audit_in_transaction
+from service.middleware import audit_row_for
 from storage import checks as store
 from storage import jobs as jobs_store
 from storage.access import TokenInfo
@@ -44,9 +44,9 @@ async def create_check(
         with session_scope(state.sessionmaker) as session:
             idem = claim(session, request, token, fingerprint, key)
             answer = run_check(
-                session, body, rules=state.rules, school_accuracy_m=state.settings.school_accuracy_m, token_id=token.id
-            )
-            audit_in_transaction(session, request, answer)
+                session, body, rules=state.rules, school_accuracy_m=state.settings.school_accuracy_m,
+                token_id=token.id, audit=lambda a: audit_row_for(request, a, prefix="a_"),
+            )  # fmt: skip
             return idem.save(convert_tree(answer, out_crs))
 
     return await anyio.to_thread.run_sync(work)
