@@ -61,7 +61,7 @@ def add(session: Session, *, key: str, start: dt.datetime, n: int) -> int:
 class RateCounter:
     """Per-caller counts of one process, shared with the others through :func:`add`."""
 
-    def __init__(self, *, sync_every_s: float = 0.25, max_keys: int = 100_000) -> None:
+    def __init__(self, *, sync_every_s: float = 1.0, max_keys: int = 100_000) -> None:
         self.sync_every_s = sync_every_s
         self.max_keys = max_keys
         self._lock = threading.Lock()
