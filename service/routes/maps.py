@@ -6,6 +6,8 @@ Pages need a token like the API; a browser sends it as ``?token=`` (an address b
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -51,8 +53,22 @@ def city_map(
     ctx = _context(request, session, token, lang, basemap)
     districts, _ = read.list_districts(session, limit=1000)
     extent = tiles.map_extent(session, district)
-    html = maps.city_page(ctx, extent=extent, districts=[d["properties"] for d in districts], district=district)
-    return HTMLResponse(html, headers=HEADERS)
+    props = [d["properties"] for d in districts]
+    # the page is the same for every token but for the token itself: render once per set of inputs
+    key = json.dumps([dataclasses.astuple(dataclasses.replace(ctx, token="")), extent, props, district], default=str)
+    page = _CITY_PAGES.get(key)
+    if page is None:
+        page = maps.city_page(dataclasses.replace(ctx, token=_TOKEN_SLOT), extent=extent, districts=props,
+                              district=district)  # fmt: skip
+        if len(_CITY_PAGES) >= 64:
+            _CITY_PAGES.clear()
+        _CITY_PAGES[key] = page
+    return HTMLResponse(page.replace(_TOKEN_SLOT, ctx.token), headers=HEADERS)
+
+
+#: Rendered city pages by their inputs (the data they show arrives through tiles), the token left as a slot.
+_CITY_PAGES: dict[str, str] = {}
+_TOKEN_SLOT = "sz_TOKENSLOT0c1a7e"
 
 
 @router.get("/schools/{school_id}", response_class=HTMLResponse, summary="A school's zones and the premises around")

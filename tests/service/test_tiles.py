@@ -186,6 +186,20 @@ def test_city_page_loads_nothing_external_and_passes_the_token_to_its_tiles(clie
     assert client.get("/maps/city", headers=auth("licensing_client")).status_code == 403
 
 
+def test_each_caller_gets_the_city_page_with_its_own_token(client, auth, school) -> None:
+    """The page is rendered once per set of inputs; the token in it is always the caller's."""
+    first, second = _token(auth, "urban_management"), _token(auth, "public_security")
+    a = client.get("/maps/city", params={"token": first}).text
+    b = client.get("/maps/city", params={"token": second}).text
+    assert first in a and second not in a and page_config(a)["token"] == first
+    assert second in b and first not in b and page_config(b)["token"] == second
+    assert "TOKENSLOT" not in a + b
+    assert a.replace(first, "") == b.replace(second, "")
+    # a viewer may not read traders' names: another page, not the cached one
+    viewer = client.get("/maps/city", params={"token": _token(auth, "viewer")}).text
+    assert page_config(viewer)["names"] is False and page_config(a)["names"] is True
+
+
 def test_tianditu_only_when_asked_and_configured(client, auth) -> None:
     from service.settings import Settings
 
