@@ -29,4 +29,4 @@ HEALTHCHECK --interval=15s --timeout=3s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=2).status != 200)"
 ENTRYPOINT ["tini", "--"]
 # `safezone db up` with DATABASE_URL set creates the extension (if allowed) and migrates to head.
-CMD ["sh", "-c", "safezone db up && exec safezone serve --host \"$SAFEZONE_HOST\" --port \"$SAFEZONE_PORT\" --workers 2"]
+CMD ["sh", "-c", "safezone db up && exec safezone serve --host \"$SAFEZONE_HOST\" --port \"$SAFEZONE_PORT\" --workers \"${SAFEZONE_WORKERS:-2}\""]

@@ -1,6 +1,6 @@
 """Pre-check throughput over HTTP vs a bare psycopg loop running the same spatial query.
 
-Usage:  ./run bench checks [--db safezone_bench] [--seconds 60] [--connections 16] [--workers 2]
+Usage:  ./run bench checks [--db safezone_bench] [--seconds 60] [--connections 16] [--workers 4]
 
 Needs the demo city loaded in the database named by --db (e.g. `SAFEZONE_DB_NAME=safezone_bench safezone demo
 --schools 10000 --premises 1000000`). Starts `safezone serve` on a free loopback port, loads it with Debian's
@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--db", default="safezone_bench")
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=4)
     args = ap.parse_args()
 
     url = make_url(resolve_url()).set(database=args.db)

@@ -1,6 +1,6 @@
 """Mixed traffic for a bounded time from a second process on loopback: checks, lists, tiles, map pages.
 
-Usage:  ./run bench load [--seconds 60] [--db safezone_load] [--workers 3] [--tokens 8] [--client wrk|httpx]
+Usage:  ./run bench load [--seconds 60] [--db safezone_load] [--workers 4] [--tokens 8] [--client wrk|httpx]
 
 Prepares the database named by --db (migrated; the demo city loaded when it has no campus), starts
 ``safezone serve`` on a free loopback port and loads it from other processes with pre-checks at random
@@ -269,7 +269,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--db", default="safezone_load")
     ap.add_argument("--concurrency", type=int, default=48)
-    ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--tokens", type=int, default=8)
     ap.add_argument("--client", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx")
     args = ap.parse_args()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import sys
 import time
@@ -221,7 +222,10 @@ def port_is_free(host: str, port: int) -> bool:
 def serve(
     host: Annotated[str, typer.Option(envvar="SAFEZONE_HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="SAFEZONE_PORT")] = 8000,
-    workers: Annotated[int, typer.Option(help="server processes")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(envvar="SAFEZONE_WORKERS", help="server processes (default: one per CPU, at most 4)", min=1),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (and the map pages)."""
     import uvicorn
@@ -236,6 +240,7 @@ def serve(
     except SafezoneError as exc:
         fail(exc.message_en, 1)
     err.print(f"serving on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
+    workers = workers or min(4, os.cpu_count() or 1)
     uvicorn.run("service.main:app", host=host, port=port, workers=workers, log_level="info", access_log=False)
 
 
