@@ -135,7 +135,8 @@ _INSERT_DECISION = text(
     "inputs, result) VALUES (:id, :token_id, :category, :outcome, :pack_version, CAST(:batch_ids AS bigint[]), "
     ":district, ST_GeomFromWKB(:wkb, 4326), CAST(:inputs AS jsonb), CAST(:result AS jsonb))"
 )
-_INSERT_DECISION_AUDITED = text(f"WITH decision AS ({_INSERT_DECISION.text}) {audit_store.insert_sql('a_')}")
+# the decision and its audit row in one statement (both texts are constants of this code)
+_INSERT_DECISION_AUDITED = text("WITH decision AS (" + _INSERT_DECISION.text + ") " + audit_store.insert_sql("a_"))
 
 
 def get_decision(session: Session, decision_id: uuid.UUID) -> dict[str, Any]:
