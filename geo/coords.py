@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
@@ -28,8 +28,9 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.errors import CoordinateError, GeometryError
+from geo.vocabulary import Crs
 
-CRS_CHOICES: tuple[str, ...] = ("wgs84", "cgcs2000", "gcj02", "bd09")
+CRS_CHOICES: tuple[str, ...] = get_args(Crs)
 
 # aliases, compared after _alias_key(): lower case, without spaces, hyphens and underscores
 _ALIASES: dict[str, str] = {

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,7 @@ from geo.coords import check_lonlat, geometry_to_wgs84, parse_crs, to_wgs84
 from geo.errors import CoordinateError, InvalidInput, MappingError, SafezoneError
 from geo.levels import LEVELS
 from geo.uscc import validate_uscc
-from geo.vocabulary import CATEGORIES
+from geo.vocabulary import CATEGORIES, Category
 
 T = TypeVar("T")
 
@@ -800,21 +800,7 @@ class _MappingFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: int = 1
-    categories: dict[
-        Literal[
-            "internet_cafe",
-            "entertainment",
-            "bar",
-            "lottery",
-            "tobacco",
-            "alcohol",
-            "food_stall",
-            "polluter",
-            "hazardous",
-            "other",
-        ],
-        list[str],
-    ]
+    categories: dict[Category, list[str]]
 
 
 class PermitCategoryMapping:

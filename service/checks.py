@@ -18,14 +18,10 @@ from geo.decide import CampusInfo, CampusResult, CheckResult, DecisionSettings, 
 from geo.errors import GeometryError
 from geo.network import WalkingNetwork
 from geo.rules import RuleRegistry
+from geo.vocabulary import Category, Crs
 from storage import checks as store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-Category = Literal[
-    "internet_cafe", "entertainment", "bar", "lottery", "tobacco", "alcohol", "food_stall", "polluter", "hazardous",
-    "other",
-]  # fmt: skip
-Crs = Literal["wgs84", "cgcs2000", "gcj02", "bd09"]
 WALK_MARGIN_M = 400.0
 SEARCH_MARGIN_M = 300.0
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from geo.errors import InvalidInput
+from geo.vocabulary import Crs
 from storage.read import BBox
 
 
@@ -22,7 +23,7 @@ def get_session(request: Request) -> Iterator[Session]:
 # scope="function": the transaction commits before the answer is sent (a failed commit answers 503, never 200).
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
-OutCrs = Literal["wgs84", "cgcs2000", "gcj02", "bd09"]
+OutCrs = Crs
 OutCrsDep = Annotated[OutCrs, Query(description="coordinate system of the returned coordinates (stored data is WGS84)")]
 
 

@@ -31,10 +31,10 @@ from geo.coords import point_to_wgs84
 from geo.errors import InvalidInput
 from geo.maps import OSM_ATTRIBUTION, offline_map, vector_tile_layer
 from geo.rules import RuleRegistry
+from geo.vocabulary import Crs
 from service.maps import zone_rules
 from storage import patrol as store
 
-Crs = Literal["wgs84", "cgcs2000", "gcj02", "bd09"]
 Lang = Literal["zh", "en"]
 STREET_MARGIN_M = 1500.0
 """Streets are loaded around the gates, stops and units with this margin (detours leave the box)."""

@@ -22,12 +22,12 @@ from geo.coords import check_lonlat, geometry_to_wgs84
 from geo.decide import DecisionSettings
 from geo.errors import GeometryError, InvalidInput
 from geo.rules import RuleRegistry
+from geo.vocabulary import Crs
 from service.scanning import scan_rules
 from service.settings import Settings
 from storage import scan as scan_store
 from storage import school_edits as store
 
-Crs = Literal["wgs84", "cgcs2000", "gcj02", "bd09"]
 Level = Literal["kindergarten", "primary", "junior", "senior", "vocational", "special", "nine_year", "complete"]
 _ALIASES = {"nine_year": ("primary", "junior"), "complete": ("junior", "senior")}
 #: A gate further than this from its campus outline is a mistake (often a GCJ-02 point sent as WGS84).

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from geo.coords import point_to_wgs84
 from geo.ledger import STATES, allowed_next
+from geo.vocabulary import Category, Crs
 from service import ledger
 from service.auth import requires
 from service.deps import LimitDep, OutCrsDep, SessionDep
@@ -27,11 +28,6 @@ from storage.access import TokenInfo
 
 router = APIRouter(tags=["ledger"])
 
-Crs = Literal["wgs84", "cgcs2000", "gcj02", "bd09"]
-CategoryName = Literal[
-    "internet_cafe", "entertainment", "bar", "lottery", "tobacco", "alcohol", "food_stall", "polluter", "hazardous",
-    "other",
-]  # fmt: skip
 Reader = Annotated[TokenInfo, Depends(requires("read:cases"))]
 Writer = Annotated[TokenInfo, Depends(requires("write:cases"))]
 
@@ -69,7 +65,7 @@ class CaseCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     title: Annotated[str, Field(min_length=1, max_length=500)]
-    category: CategoryName | Literal["staffing", "access_control"]
+    category: Category | Literal["staffing", "access_control"]
     rule_id: Annotated[str | None, Field(max_length=100)] = None
     lon: float | None = Field(default=None, allow_inf_nan=False)
     lat: float | None = Field(default=None, allow_inf_nan=False)
@@ -94,7 +90,7 @@ class FieldReport(BaseModel):
     lon: float = Field(allow_inf_nan=False)
     lat: float = Field(allow_inf_nan=False)
     crs: Crs
-    category: CategoryName
+    category: Category
     note: Annotated[str | None, Field(max_length=2000)] = None
     photos: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=20)
     name: Annotated[str | None, Field(max_length=200)] = None

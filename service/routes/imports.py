@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from geo.errors import InvalidInput
+from geo.vocabulary import Crs
 from service import importing
 from service.auth import requires
 from service.idempotency import OwnTransactionIdempotencyDep
@@ -42,9 +43,7 @@ async def import_file(
     token: Annotated[TokenInfo, Depends(requires("write:imports"))],
     idem: OwnTransactionIdempotencyDep,
     file: Annotated[UploadFile, File(description="the file, as for `safezone import KIND FILE`")],
-    crs: Annotated[
-        Literal["wgs84", "cgcs2000", "gcj02", "bd09"] | None, Form(description="for rows without a system")
-    ] = None,
+    crs: Annotated[Crs | None, Form(description="for rows without a system")] = None,
     skip_invalid: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
     name = Path(file.filename or "upload").name

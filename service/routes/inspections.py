@@ -12,12 +12,13 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from geo.errors import InvalidInput
+from geo.vocabulary import Category
 from service import inspections as svc
 from service import ledger
 from service.auth import requires
 from service.deps import SessionDep
 from service.maps import page_access
-from service.routes.cases import CategoryName, Now
+from service.routes.cases import Now
 from storage import inspections as store
 from storage import ledger as ledger_store
 from storage.access import TokenInfo
@@ -56,7 +57,7 @@ class CampaignCreate(BaseModel):
                                          "district": "450300", "starts": "2026-03-01", "ends": "2026-04-30"}]},
     )  # fmt: skip
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    categories: list[CategoryName] = Field(min_length=1, max_length=10)
+    categories: list[Category] = Field(min_length=1, max_length=10)
     district: Adcode | None = None
     starts: dt.date
     ends: dt.date
