@@ -302,11 +302,17 @@ class Scan(Base):
 
 
 class Finding(Base):
-    """One permit (or observed category) × rule × campus found in a zone by a scan."""
+    """One permit (or observed category) × rule × campus found in a zone by a scan.
+
+    Partitioned by scan (migration 0010): a scan writes its findings into a table of its own, indexes it in
+    bulk and attaches it (``storage.scan``); rows of a scan with no partition land in ``findings_default``.
+    """
 
     __tablename__ = "findings"
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=True, server_default=text("nextval('findings_id_seq')")
+    )
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), primary_key=True)
     premises_id: Mapped[int] = mapped_column(BigInteger)
     permit_id: Mapped[int | None] = mapped_column(BigInteger)
     permit_no: Mapped[str | None] = mapped_column(Text)
@@ -332,7 +338,6 @@ class Finding(Base):
     to_geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
     created_at: Mapped[dt.datetime] = _now()
     __table_args__ = (
-        Index("ix_findings_scan_id_id", "scan_id", "id"),
         Index("ix_findings_scan_status", "scan_id", "status"),
         Index("ix_findings_scan_category", "scan_id", "category"),
         Index("ix_findings_scan_rule", "scan_id", "rule_id"),
@@ -341,6 +346,7 @@ class Finding(Base):
         Index("ix_findings_scan_lead", "scan_id", "lead_department"),
         Index("ix_findings_scan_key", "scan_id", "premises_id", "rule_id", "campus_id"),
         Index("ix_findings_coop", "cooperating_departments", postgresql_using="gin"),
+        {"postgresql_partition_by": "LIST (scan_id)"},
     )
 
 
