@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from service.app import create_app
 
-app = create_app()
+app = create_app(server=True)
