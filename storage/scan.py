@@ -410,19 +410,52 @@ WHERE v.da <= v.lim + v.u + v.rad + :abs_m + :rel * v.da
 """
 
 # the pairs whose scaled-plane distance could fall on the other side of a decision threshold (lim − u,
-# lim + u + rad), or that are far enough for the plane's error to exceed a centimetre: measured again with
-# the reference method (geo.measure)
-_TO_REFINE = """
-SELECT DISTINCT ON (cd.premises_id, cd.campus_id, cd.method, cd.to_fp)
-       cd.premises_id, cd.campus_id, cd.method, cd.to_fp,
-       ST_AsBinary(CASE WHEN cd.method = 'gates' THEN c.gates_geom ELSE c.geom END) AS src,
-       ST_AsBinary(CASE WHEN cd.to_fp THEN p.footprint ELSE p.geom END) AS dst
+# lim + u + rad), or that are beyond the mid-latitude plane's tested range: measured again with the reference
+# method (geo.measure)
+_NEAR_THRESHOLD = """
+(abs(cd.da - (cd.lim - cd.u)) <= :band_abs + :band_sq * cd.da ^ 2
+ OR abs(cd.da - (cd.lim + cd.u + cd.rad)) <= :band_abs + :band_sq * cd.da ^ 2)
+"""
+_PAIR_GEOMETRIES = """
 FROM scan_cand cd
 JOIN scan_campus c ON c.campus_id = cd.campus_id
 JOIN premises p ON p.id = cd.premises_id
-WHERE abs(cd.da - (cd.lim - cd.u)) <= :band_abs + :band_sq * cd.da ^ 2
-   OR abs(cd.da - (cd.lim + cd.u + cd.rad)) <= :band_abs + :band_sq * cd.da ^ 2
-   OR cd.da > :far_m
+CROSS JOIN LATERAL (SELECT CASE WHEN cd.method = 'gates' THEN c.gates_geom ELSE c.geom END AS src,
+                           CASE WHEN cd.to_fp THEN p.footprint ELSE p.geom END AS dst) g
+"""
+_TO_REFINE = f"""
+SELECT DISTINCT ON (cd.premises_id, cd.campus_id, cd.method, cd.to_fp)
+       cd.premises_id, cd.campus_id, cd.method, cd.to_fp, ST_AsBinary(g.src) AS src, ST_AsBinary(g.dst) AS dst
+{_PAIR_GEOMETRIES}
+WHERE {_NEAR_THRESHOLD} OR cd.da > :plane_max_m
+"""
+
+#: The distance between geometries ``src`` and ``dst`` (degrees, WGS84) in a plane scaled at the
+#: mid-latitude φ of their nearest points: x = λ·k, y = φ, k = cos φ (1 − e² sin² φ) / (1 − e²), metres per
+#: degree = M π / 180. The nearest points come from a first plane scaled at the mid-latitude of their
+#: centroids. Within 3 km it agrees with the reference (geo.measure) to a few millimetres
+#: (tests/storage/test_scan.py).
+MIDLATITUDE_DISTANCE = """
+(SELECT ST_Distance(ST_Scale(src, m.k, 1), ST_Scale(dst, m.k, 1))
+        * pi() / 180 * 6378137.0 * (1 - 0.00669437999014) / (1 - 0.00669437999014 * sin(radians(m.lat)) ^ 2) ^ 1.5
+ FROM (SELECT l.lat, cos(radians(l.lat)) * (1 - 0.00669437999014 * sin(radians(l.lat)) ^ 2)
+                     / (1 - 0.00669437999014) AS k
+       FROM (SELECT (ST_Y(ST_ClosestPoint(ST_Scale(src, f.k, 1), ST_Scale(dst, f.k, 1)))
+                     + ST_Y(ST_ClosestPoint(ST_Scale(dst, f.k, 1), ST_Scale(src, f.k, 1)))) / 2 AS lat
+             FROM (SELECT cos(radians(c.lat)) * (1 - 0.00669437999014 * sin(radians(c.lat)) ^ 2)
+                          / (1 - 0.00669437999014) AS k
+                   FROM (SELECT (ST_Y(ST_Centroid(src)) + ST_Y(ST_Centroid(dst))) / 2 AS lat) c) f) l) m)
+"""
+
+# far pairs (beyond _FAR_M, within _PLANE_MAX_M) not near a threshold: the reported distance from the
+# mid-latitude plane (the decision is already certain; the campus plane's error there may exceed a centimetre)
+_FAR_EXACT = f"""
+INSERT INTO scan_exact (premises_id, campus_id, method, to_fp, d)
+SELECT DISTINCT ON (cd.premises_id, cd.campus_id, cd.method, cd.to_fp)
+       cd.premises_id, cd.campus_id, cd.method, cd.to_fp,
+       {MIDLATITUDE_DISTANCE.replace("src", "g.src").replace("dst", "g.dst")}
+{_PAIR_GEOMETRIES}
+WHERE cd.da > :far_m AND cd.da <= :plane_max_m AND NOT {_NEAR_THRESHOLD}
 """
 
 # the nearest point of geometry A to geometry B, found in a plane scaled locally so that a degree of
@@ -471,19 +504,23 @@ FROM (
 WHERE y.status IS NOT NULL
 """
 
-#: Near a threshold, and beyond ``_FAR_M``, pairs are measured again with the reference method. The scaled
-#: plane's error grows as d²: about 0.5·d²/R at 25° N (7 mm at 300 m; tested against ``geo.measure``), at
-#: most d²/R at 45°; the band is twice that and 2 cm more.
+#: Near a threshold pairs are measured again with the reference method. The campus plane's error grows as
+#: d²: about 0.5·d²/R at 25° N (7 mm at 300 m; tested against ``geo.measure``), at most d²/R at 45°; the band
+#: is twice that and 2 cm more. Beyond ``_FAR_M`` the reported distance comes from the mid-latitude plane
+#: (``MIDLATITUDE_DISTANCE``), beyond ``_PLANE_MAX_M`` from the reference method.
 _BAND_ABS_M = 0.02
 _BAND_SQ = 2.0 / 6_371_000.0
 _FAR_M = 400.0
+_PLANE_MAX_M = 3_000.0
 
 
 def _refine(session: Session) -> int:
-    """Measure the pairs near a threshold with the reference method into ``scan_exact``; returns how many."""
+    """Measure the pairs near a threshold with the reference method, and the far ones in the mid-latitude
+    plane, into ``scan_exact``; returns how many were measured with the reference method."""
     from geo.measure import distance_to_gates, distance_to_outline
 
-    rows = session.execute(text(_TO_REFINE), {"band_abs": _BAND_ABS_M, "band_sq": _BAND_SQ, "far_m": _FAR_M}).all()
+    params = {"band_abs": _BAND_ABS_M, "band_sq": _BAND_SQ, "far_m": _FAR_M, "plane_max_m": _PLANE_MAX_M}
+    rows = session.execute(text(_TO_REFINE), params).all()
     out = []
     for r in rows:
         src = shapely.from_wkb(bytes(r.src))
@@ -500,6 +537,7 @@ def _refine(session: Session) -> int:
          ("d", "float8")],
         out,
     )  # fmt: skip
+    session.execute(text(_FAR_EXACT), params)
     session.execute(text("CREATE INDEX ON scan_exact (premises_id, campus_id)"))
     return len(out)
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from geoalchemy2.shape import to_shape
 from pyproj import Geod
-from sqlalchemy import func, select, update
+from shapely.geometry import MultiPoint, Point, Polygon
+from sqlalchemy import func, select, text, update
 
 from geo.decide import CampusInfo, DecisionSettings, GateInfo, Site, evaluate
 from geo.measure import distance_to_gates, distance_to_outline
@@ -332,3 +333,36 @@ def test_parity_with_the_pure_geo_path(city, session_factory) -> None:  # noqa: 
                     checked += 1
     assert set(found) == expected
     assert checked >= 40
+
+
+def _around(lon: float, lat: float, half_x: float, half_y: float) -> Polygon:
+    """A rectangle ``2·half_x`` by ``2·half_y`` metres centred on (lon, lat)."""
+    corners = []
+    for east, north in ((-half_x, -half_y), (half_x, -half_y), (half_x, half_y), (-half_x, half_y)):
+        x, y, _ = GEOD.fwd(lon, lat, 90.0, east)
+        x, y, _ = GEOD.fwd(x, y, 0.0, north)
+        corners.append((x, y))
+    return Polygon(corners)
+
+
+@pytest.mark.parametrize("lat", [18.2, 25.3, 31.9, 39.9, 45.0])
+def test_far_pairs_in_the_midlatitude_plane(session, lat) -> None:  # noqa: ANN001
+    """Far pairs (400 m – 3 km) are reported from the mid-latitude plane: within 5 mm of geo.measure."""
+    lon = 110.3
+    outline = _around(lon, lat, 180.0, 120.0)
+    gates = [Point(GEOD.fwd(lon, lat, 180.0, 120.0)[:2]), Point(GEOD.fwd(lon, lat, 90.0, 180.0)[:2])]
+    sql = text(f"SELECT {store.MIDLATITUDE_DISTANCE} FROM (SELECT ST_GeomFromText(:src, 4326) AS src, "
+               "ST_GeomFromText(:dst, 4326) AS dst) x")  # fmt: skip
+    worst = 0.0
+    for metres in (400.0, 900.0, 1800.0, 2990.0):
+        for bearing in (0.0, 37.0, 90.0, 151.0, 200.0, 300.0):
+            x, y, _ = GEOD.fwd(lon, lat, bearing, metres)
+            for site in (Point(x, y), _around(x, y, 15.0, 10.0)):
+                for src, ref in (
+                    (outline, distance_to_outline(site, outline).distance_m),
+                    (MultiPoint(gates), distance_to_gates(site, gates)[1].distance_m),
+                ):
+                    got = session.execute(sql, {"src": src.wkt, "dst": site.wkt}).scalar_one()
+                    assert got == pytest.approx(ref, abs=0.005), (metres, bearing, site.geom_type, src.geom_type)
+                    worst = max(worst, abs(got - ref))
+    assert worst > 0.0  # the plane is an approximation: the comparison measured something
