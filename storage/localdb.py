@@ -194,6 +194,7 @@ class LocalCluster:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         root = self._choose_root()
         if root != self.state_dir / "pg":
+            self._remove_orphan(root, bindir)
             self.pointer.write_text(str(root))
         for folder in (root, self.data_dir, self.socket_dir):
             folder.mkdir(parents=True, exist_ok=True)
@@ -233,6 +234,20 @@ class LocalCluster:
                 "max_connections = 200\nfsync = on\nsynchronous_commit = on\n"
                 "jit = off\nrandom_page_cost = 1.1\n"
             )
+
+    @staticmethod
+    def _remove_orphan(root: Path, bindir: Path) -> None:
+        """Remove a cluster that an earlier clone at this path left outside it (``/var/lib/safezone/<hash>``).
+
+        This clone has no pointer to it, so its password went with that clone and it cannot be used: it is
+        stopped if it still runs, and removed, so that ``initdb`` starts from an empty folder.
+        """
+        if not (root / "data").exists():
+            return
+        log.warning("removing the cluster an earlier clone at this path left in %s (its password went with it)", root)
+        if (root / "data" / "postmaster.pid").exists():
+            _run_as_owner([str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "fast", "-w", "stop"])
+        shutil.rmtree(root)
 
     def start(self, *, timeout_s: float = 60) -> None:
         """Start the cluster on a free loopback port (keeps its port when that is still free)."""
