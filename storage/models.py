@@ -25,10 +25,12 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    event,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -301,11 +303,33 @@ class Scan(Base):
     job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
+def findings_partition(scan_id: int) -> tuple[str, str, str]:
+    """Scan ``scan_id``'s partition of ``findings``: its name, the statement creating it (apart, empty) and the
+    one attaching it.
+
+    Attaching locks ``findings`` only against other schema changes: readers and writers of other scans'
+    findings go on.
+    """
+    n = int(scan_id)
+    table = f"findings_s{n}"
+    create = f"CREATE TABLE {table} (LIKE findings INCLUDING DEFAULTS, CHECK (scan_id = {n}))"
+    return table, create, f"ALTER TABLE findings ATTACH PARTITION {table} FOR VALUES IN ({n})"
+
+
+@event.listens_for(Scan, "after_insert")
+def _findings_partition(mapper: Any, connection: Connection, target: Scan) -> None:
+    """Every scan row gets its findings partition, unless the scan makes its own (``partition_later``)."""
+    if not getattr(target, "partition_later", False):
+        _, create, attach = findings_partition(target.id)
+        connection.execute(text(create))
+        connection.execute(text(attach))
+
+
 class Finding(Base):
     """One permit (or observed category) × rule × campus found in a zone by a scan.
 
-    Partitioned by scan (migration 0010): a scan writes its findings into a table of its own, indexes it in
-    bulk and attaches it (``storage.scan``); rows of a scan with no partition land in ``findings_default``.
+    Partitioned by scan (migration 0010): each scan row gets a partition (``findings_s<id>``). A full scan
+    writes its findings into that table before attaching it, and indexes it in bulk (``storage.scan``).
     """
 
     __tablename__ = "findings"

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from geo.decide import RESOLUTION_M
 from geo.errors import NotFound
 from storage.bulk import copy_into_temp
-from storage.models import Finding, Premises, Scan, SchoolWarning
+from storage.models import Finding, Premises, Scan, SchoolWarning, findings_partition
 from storage.read import Page, district_filter
 
 STATUSES = ("violation", "nonconforming", "review", "unlicensed")
@@ -116,6 +116,7 @@ def create_scan(
         job_id=job_id,
         status="running",
     )
+    scan.partition_later = True  # run_scan fills its findings table first and attaches it then
     session.add(scan)
     session.flush()
     return scan.id
@@ -582,11 +583,11 @@ def run_scan(session: Session, scan_id: int, rules: Sequence[ScanRule], *, setti
     timings["pairs_s"] = time.perf_counter() - t2
     # the findings go into a table of their own, indexed in one pass per index when it is attached as the
     # scan's partition: maintaining the nine indexes row by row cost twice as long as judging
-    table = f"findings_s{int(scan_id)}"
-    session.execute(text(f"CREATE TABLE {table} (LIKE findings INCLUDING DEFAULTS, CHECK (scan_id = {int(scan_id)}))"))
+    table, create, attach = findings_partition(scan_id)
+    session.execute(text(create))
     refined = _judge(session, scan_id, timings, table=table)
     t3 = time.perf_counter()
-    session.execute(text(f"ALTER TABLE findings ATTACH PARTITION {table} FOR VALUES IN ({int(scan_id)})"))
+    session.execute(text(attach))
     timings["store_s"] = time.perf_counter() - t3
     counts = _counts(session, scan_id)
     counts.update(

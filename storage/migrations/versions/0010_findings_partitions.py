@@ -2,9 +2,10 @@
 and then attached (storage/scan.py), instead of maintaining nine indexes row by row
 
 The findings already stored become one partition (``findings_legacy``) holding every scan that exists at
-this revision; a default partition catches rows of a scan that has no partition of its own (a scan created
-outside ``safezone scan``). The primary key becomes (id, scan_id), as a partitioned table requires; ids stay
-unique (one sequence) and keep their values.
+this revision; a scan made later has a partition of its own (``storage.models``: made with the scan row, or
+by the scan itself). There is no default partition: attaching a partition would lock it against every reader
+of findings until the scan commits. The primary key becomes (id, scan_id), as a partitioned table requires;
+ids stay unique (one sequence) and keep their values.
 
 Revision ID: 0010_findings_partitions
 Revises: 0009_premises_grid
@@ -52,7 +53,6 @@ def upgrade() -> None:
         op.execute(f"ALTER TABLE findings ATTACH PARTITION findings_legacy FOR VALUES IN ({ids})")
     else:
         op.execute("DROP TABLE findings_legacy")
-    op.execute("CREATE TABLE findings_default PARTITION OF findings DEFAULT")
 
 
 def downgrade() -> None:
