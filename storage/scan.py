@@ -38,6 +38,8 @@ from storage.models import Finding, Premises, Scan, SchoolWarning, findings_part
 from storage.read import Page, district_filter
 
 STATUSES = ("violation", "nonconforming", "review", "unlicensed")
+#: pg_advisory_xact_lock key held by a scan from its first statement: scans run one after another
+_SCAN_LOCK = 7_303_140_915
 #: Premises whose stated accuracy is worse than this are paired individually (pass 2), so that a few bad
 #: positions do not grow the search box of every campus.
 _PASS1_SITE_ACCURACY_M = 50.0
@@ -106,7 +108,13 @@ def create_scan(
     actor: str | None = None,
     job_id: Any = None,
 ) -> int:
-    """Start a scan record; returns its id."""
+    """Start a scan record; returns its id.
+
+    Waits first for a scan running in another transaction (``_SCAN_LOCK``, held until this one ends): attaching
+    a scan's findings partition locks ``scans`` against new rows until the scan commits, so two scans that had
+    both started would wait for each other.
+    """
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCAN_LOCK})
     scan = Scan(
         pack_version=pack_version,
         scan_date=on,
