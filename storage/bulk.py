@@ -14,8 +14,13 @@ def copy_into_temp(
     table: str,
     columns: Sequence[tuple[str, str]],
     rows: Iterable[Sequence[Any]],
+    *,
+    unlogged: bool = False,
 ) -> int:
     """Create ``table`` as a temporary table (dropped at commit) and COPY ``rows`` into it.
+
+    ``unlogged``: an unlogged table in the first schema of the search path instead (parallel workers can read
+    it; the caller drops it).
 
     ``columns`` are (name, PostgreSQL type) pairs fixed by the calling code; values are sent by COPY,
     never interpolated. Returns the number of rows copied.
@@ -27,7 +32,8 @@ def copy_into_temp(
     n = 0
     with raw.cursor() as cur:
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
-        cur.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(ident, col_defs))
+        create = "CREATE UNLOGGED TABLE {} ({})" if unlogged else "CREATE TEMP TABLE {} ({}) ON COMMIT DROP"
+        cur.execute(sql.SQL(create).format(ident, col_defs))
         with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(ident, col_names)) as copy:
             for row in rows:
                 copy.write_row(row)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,27 @@ class ScanSettings:
     campus_radius_m: Mapping[str, float]
 
 
+_TEMP_TABLE = re.compile(r"CREATE TEMP TABLE (\w+)(.*?) ON COMMIT DROP", re.S)
+
+
+def _sql(session: Session, statement: str) -> Any:
+    """``statement`` as text; in a full scan its temporary tables become unlogged tables of the scan's own
+    schema (``_work_schema``), which parallel workers can read."""
+    if session.info.get("scan_work"):
+        statement = _TEMP_TABLE.sub(r"CREATE UNLOGGED TABLE \1\2", statement)
+    return text(statement)
+
+
+def _parallel(session: Session, table: str) -> None:
+    """Let a scan's small driving table be split between parallel workers (full scans only)."""
+    if session.info.get("scan_work"):
+        session.execute(text(f"ALTER TABLE {table} SET (parallel_workers = 2)"))
+
+
+def _copy(session: Session, table: str, columns: Sequence[tuple[str, str]], rows: Any) -> None:
+    copy_into_temp(session, table, columns, rows, unlogged=bool(session.info.get("scan_work")))
+
+
 def premises_districts(session: Session, *, district: str | None = None) -> list[str | None]:
     """The distinct districts of the premises to scan (None for premises outside every district)."""
     stmt = select(Premises.district_adcode).distinct()
@@ -148,7 +170,7 @@ def _radius_rows(radii: Mapping[str, float]) -> list[tuple[str, float]]:
 
 
 def _load_rules(session: Session, rules: Sequence[ScanRule]) -> None:
-    copy_into_temp(
+    _copy(
         session,
         "scan_rules",
         [("adcode", "text"), ("rule_id", "text"), ("category", "text"), ("distance_m", "float8"),
@@ -162,16 +184,15 @@ def _load_rules(session: Session, rules: Sequence[ScanRule]) -> None:
 
 
 def _load_campuses(session: Session, settings: ScanSettings, campus_ids: Sequence[int] | None = None) -> None:
-    copy_into_temp(
-        session, "scan_radius", [("level", "text"), ("radius", "float8")], _radius_rows(settings.campus_radius_m)
-    )
+    _copy(session, "scan_radius", [("level", "text"), ("radius", "float8")], _radius_rows(settings.campus_radius_m))
     session.execute(text("DROP TABLE IF EXISTS scan_campus"))
     # a plane scaled so that a degree of longitude and of latitude have the same length at the campus:
     # k = N cos φ / M = cos φ (1 − e² sin² φ) / (1 − e²); metres per scaled degree = M π / 180.
     # Everything is computed in the CREATE: an UPDATE would leave HOT chains, and an index built on them
     # cannot be used by the transaction that built it.
     session.execute(
-        text(
+        _sql(
+            session,
             """
             CREATE TEMP TABLE scan_campus ON COMMIT DROP AS
             SELECT b.*, ST_Scale(b.geom, b.k, 1) AS gs, ST_Scale(b.gates_geom, b.k, 1) AS gates_s
@@ -202,6 +223,7 @@ def _load_campuses(session: Session, settings: ScanSettings, campus_ids: Sequenc
         {"school_acc": settings.school_accuracy_m, "on": settings.on, "safety": _SAFETY, "m_lon": _M_PER_DEG_LON_EQ,
          "e2": _E2, "a": _A, "ids": None if campus_ids is None else list(campus_ids)},
     )  # fmt: skip
+    _parallel(session, "scan_campus")
     session.execute(text("CREATE INDEX ON scan_campus USING gist (geom)"))
     session.execute(text("CREATE INDEX ON scan_campus (campus_id)"))
     session.execute(text("ANALYZE scan_campus"))
@@ -222,7 +244,8 @@ def _load_units(session: Session, *, on: dt.date, district: str | None = None, p
     else:
         scope = ""
     session.execute(
-        text(
+        _sql(
+            session,
             f"""
             CREATE TEMP TABLE scan_units ON COMMIT DROP AS
             SELECT premises_id, permit_pk, permit_no, category, active, issued, expires,
@@ -247,7 +270,7 @@ def _load_units(session: Session, *, on: dt.date, district: str | None = None, p
             WHERE p.categories && (SELECT array_agg(DISTINCT category) FROM scan_rules)
               AND oc.cat IN (SELECT category FROM scan_rules)
               AND NOT EXISTS (SELECT 1 FROM permits q WHERE q.premises_id = p.id AND q.category = oc.cat)
-            """
+            """,
         ),
         {"on": on, "district_like": _like(district)},
     )
@@ -279,14 +302,6 @@ def _pair(session: Session, *, district: str | None) -> tuple[float, int]:
     d_max, school_acc, radius = (float(v) for v in limits)
     bound1 = d_max + _PASS1_SITE_ACCURACY_M + school_acc + radius
     session.execute(text("DROP TABLE IF EXISTS scan_pairs"))
-    session.execute(
-        text(
-            """
-            CREATE TEMP TABLE scan_pairs (premises_id bigint, campus_id bigint, adcode text, site_acc float8,
-                protection float8, a_bl float8, a_bf float8, a_gl float8, a_gf float8) ON COMMIT DROP
-            """
-        )
-    )
     params = {
         "bound1": bound1,
         "ky": _SAFETY / _M_PER_DEG_LAT_MIN,
@@ -303,34 +318,32 @@ def _pair(session: Session, *, district: str | None) -> tuple[float, int]:
         "rel": _APPROX_REL,
     }
     # pass 1: each campus probes the premises index with its box grown by the safe bound; candidates get
-    # an approximate distance in the campus's scaled plane (exact geodesic distances come in the judging)
+    # an approximate distance in the campus's scaled plane (the reference distance comes in the judging, near
+    # the thresholds). One CREATE … AS SELECT, which parallel workers can share in a full scan.
     session.execute(
-        text(
+        _sql(
+            session,
             """
-            INSERT INTO scan_pairs
-            SELECT m.premises_id, m.campus_id, m.adcode, m.site_acc, m.protection, m.a_bl, NULL,
-                   ST_Distance(m.gates_s, m.ps) * m.mlat, NULL
-            FROM (
-                SELECT p.id AS premises_id, c.campus_id, coalesce(p.district_adcode, '') AS adcode,
-                       coalesce(p.accuracy_m, 0) AS site_acc, p.protection_distance_m AS protection,
-                       c.gates_s, c.mlat, ST_Scale(p.geom, c.k, 1) AS ps,
-                       ST_Distance(c.gs, ST_Scale(p.geom, c.k, 1)) * c.mlat AS a_bl
-                FROM scan_campus c
-                JOIN premises p ON p.geom && ST_Expand(c.geom, :bound1 * c.kx, :bound1 * :ky)
-                WHERE p.footprint IS NULL AND coalesce(p.accuracy_m, 0) <= :acc1
-                  AND coalesce(p.protection_distance_m, 0) <= :d_max
-                  AND (CAST(:district AS text) IS NULL OR p.district_adcode LIKE CAST(:district_like AS text))
-                OFFSET 0
-            ) m
-            WHERE m.a_bl <= :bound1 + :abs_m + :rel * m.a_bl
-            """
+            CREATE TEMP TABLE scan_pairs ON COMMIT DROP AS
+            SELECT p.id AS premises_id, c.campus_id, coalesce(p.district_adcode, '')::text AS adcode,
+                   coalesce(p.accuracy_m, 0)::float8 AS site_acc, p.protection_distance_m AS protection,
+                   ST_Distance(c.gs, ST_Scale(p.geom, c.k, 1)) * c.mlat AS a_bl, NULL::float8 AS a_bf,
+                   ST_Distance(c.gates_s, ST_Scale(p.geom, c.k, 1)) * c.mlat AS a_gl, NULL::float8 AS a_gf
+            FROM scan_campus c
+            JOIN premises p ON p.geom && ST_Expand(c.geom, :bound1 * c.kx, :bound1 * :ky)
+            WHERE p.footprint IS NULL AND coalesce(p.accuracy_m, 0) <= :acc1
+              AND coalesce(p.protection_distance_m, 0) <= :d_max
+              AND (CAST(:district AS text) IS NULL OR p.district_adcode LIKE CAST(:district_like AS text))
+              AND ST_Distance(c.gs, ST_Scale(p.geom, c.k, 1)) * c.mlat * (1 - :rel) <= :bound1 + :abs_m
+            """,
         ),
         params,
     )
     # pass 2: footprints, large protection distances, poor positions: each probes the campus index
     session.execute(text("DROP TABLE IF EXISTS scan_p2"))
     session.execute(
-        text(
+        _sql(
+            session,
             """
             CREATE TEMP TABLE scan_p2 ON COMMIT DROP AS
             SELECT b.*, ST_Expand(ST_Envelope(b.shape),
@@ -346,33 +359,33 @@ def _pair(session: Session, *, district: str | None) -> tuple[float, int]:
                   WHERE (p.footprint IS NOT NULL OR coalesce(p.accuracy_m, 0) > :acc1
                          OR coalesce(p.protection_distance_m, 0) > :d_max)
                     AND (CAST(:district AS text) IS NULL OR p.district_adcode LIKE CAST(:district_like AS text))) b
-            """
+            """,
         ),
         params,
     )
+    _parallel(session, "scan_p2")
     session.execute(text("ANALYZE scan_p2 (id)"))
+    # every pair whose boxes meet (the candidates' filter drops those beyond their limits): one CREATE … AS
+    # SELECT that parallel workers can share, then added to pass 1's
+    session.execute(text("DROP TABLE IF EXISTS scan_pairs2"))
     session.execute(
-        text(
+        _sql(
+            session,
             """
-            INSERT INTO scan_pairs
-            SELECT m.premises_id, m.campus_id, m.adcode, m.site_acc, m.protection, m.a_bl, m.a_bf,
-                   ST_Distance(m.gates_s, ST_Scale(m.pgeom, m.k, 1)) * m.mlat,
-                   ST_Distance(m.gates_s, ST_Scale(m.footprint, m.k, 1)) * m.mlat
-            FROM (
-                SELECT q.id AS premises_id, c.campus_id, q.adcode, q.site_acc, q.protection, q.bound, c.gates_s,
-                       c.k, c.mlat, q.geom AS pgeom, q.footprint,
-                       ST_Distance(c.gs, ST_Scale(q.geom, c.k, 1)) * c.mlat AS a_bl,
-                       ST_Distance(c.gs, ST_Scale(q.footprint, c.k, 1)) * c.mlat AS a_bf
-                FROM scan_p2 q
-                JOIN scan_campus c ON c.geom && q.box
-                OFFSET 0
-            ) m
-            WHERE least(m.a_bl, coalesce(m.a_bf, m.a_bl))
-                  <= m.bound + :abs_m + :rel * least(m.a_bl, coalesce(m.a_bf, m.a_bl))
-            """
+            CREATE TEMP TABLE scan_pairs2 ON COMMIT DROP AS
+            SELECT q.id AS premises_id, c.campus_id, q.adcode::text AS adcode, q.site_acc::float8 AS site_acc,
+                   q.protection,
+                   ST_Distance(c.gs, ST_Scale(q.geom, c.k, 1)) * c.mlat AS a_bl,
+                   ST_Distance(c.gs, ST_Scale(q.footprint, c.k, 1)) * c.mlat AS a_bf,
+                   ST_Distance(c.gates_s, ST_Scale(q.geom, c.k, 1)) * c.mlat AS a_gl,
+                   ST_Distance(c.gates_s, ST_Scale(q.footprint, c.k, 1)) * c.mlat AS a_gf
+            FROM scan_p2 q
+            JOIN scan_campus c ON c.geom && q.box
+            """,
         ),
         params,
     )
+    session.execute(text("INSERT INTO scan_pairs SELECT * FROM scan_pairs2"))
     n = session.execute(text("SELECT count(*) FROM scan_pairs")).scalar_one()
     session.execute(text("ANALYZE scan_pairs (premises_id, campus_id, adcode)"))
     return bound1, int(n)
@@ -539,7 +552,7 @@ def _refine(session: Session) -> int:
         else:
             d = distance_to_outline(dst, src).distance_m
         out.append((r.premises_id, r.campus_id, r.method, r.to_fp, d))
-    copy_into_temp(
+    _copy(
         session,
         "scan_exact",
         [("premises_id", "bigint"), ("campus_id", "bigint"), ("method", "text"), ("to_fp", "boolean"),
@@ -559,7 +572,7 @@ def _judge(session: Session, scan_id: int, timings: dict[str, float], *, table: 
     # to itself the planner multiplies pairs by every rule of their district first
     session.execute(text("DROP TABLE IF EXISTS scan_cand"))
     session.execute(text("SET LOCAL join_collapse_limit = 1"))
-    session.execute(text(_CANDIDATES), {"abs_m": _APPROX_ABS_M, "rel": _APPROX_REL})
+    session.execute(_sql(session, _CANDIDATES), {"abs_m": _APPROX_ABS_M, "rel": _APPROX_REL})
     session.execute(text("RESET join_collapse_limit"))
     timings["candidates_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -580,6 +593,30 @@ def run_scan(session: Session, scan_id: int, rules: Sequence[ScanRule], *, setti
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    # the scan's working tables: unlogged, in a schema of its own (dropped before the scan commits, gone with
+    # it if it fails), so that PostgreSQL's parallel workers can share the large statements
+    # the findings go into a table of their own (made before the working schema comes first in the search
+    # path), indexed in one pass per index when it is attached as the scan's partition: maintaining the nine
+    # indexes row by row cost twice as long as judging
+    table, create, attach = findings_partition(scan_id)
+    session.execute(text(create))
+    work = f"scan_work_{int(scan_id)}"
+    session.execute(text(f"CREATE SCHEMA {work}"))
+    session.execute(text(f"SET LOCAL search_path = {work}, public"))
+    session.info["scan_work"] = work
+    try:
+        counts = _run_scan(session, scan_id, rules, settings, district, (table, attach), timings, t0)
+    finally:
+        session.info.pop("scan_work", None)
+    session.execute(text(f"DROP SCHEMA {work} CASCADE"))
+    session.execute(text("SET LOCAL search_path TO DEFAULT"))
+    return counts
+
+
+def _run_scan(session: Session, scan_id: int, rules: Sequence[ScanRule], settings: ScanSettings,
+              district: str | None, partition: tuple[str, str], timings: dict[str, float],
+              t0: float) -> dict[str, Any]:  # fmt: skip
+    table, attach = partition
     _load_rules(session, rules)
     _load_campuses(session, settings)
     timings["prepare_s"] = time.perf_counter() - t0
@@ -589,10 +626,6 @@ def run_scan(session: Session, scan_id: int, rules: Sequence[ScanRule], *, setti
     t2 = time.perf_counter()
     bound, pairs = _pair(session, district=district)
     timings["pairs_s"] = time.perf_counter() - t2
-    # the findings go into a table of their own, indexed in one pass per index when it is attached as the
-    # scan's partition: maintaining the nine indexes row by row cost twice as long as judging
-    table, create, attach = findings_partition(scan_id)
-    session.execute(text(create))
     refined = _judge(session, scan_id, timings, table=table)
     t3 = time.perf_counter()
     session.execute(text(attach))
@@ -808,8 +841,8 @@ def scan_diff(session: Session, scan_id: int) -> dict[str, Any]:
             ),
             {"new": new, "old": old if old is not None else -1},
         ).all()
-        rows = session.execute(select(Finding, *_geo_cols()).where(Finding.id.in_(ids)).order_by(Finding.id)).all()
-        out[name] = [_finding_dict(r[0], (r[1], r[2], r[3])) for r in rows]
+        stmt = select(Finding, *_geo_cols()).where(Finding.scan_id == new, Finding.id.in_(ids)).order_by(Finding.id)
+        out[name] = [_finding_dict(r[0], (r[1], r[2], r[3])) for r in session.execute(stmt).all()]
     _hash_joins(session, on=False)
     out["counts"] = {"appeared": len(out["appeared"]), "disappeared": len(out["disappeared"])}
     return out
@@ -869,11 +902,13 @@ def judge_campuses(
     return {"pairs": pairs, "premises_ids": premises_ids}
 
 
-def findings_by_ids(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
-    """Findings as the API shows them (GeoJSON-like dicts), in id order."""
+def findings_by_ids(session: Session, ids: Sequence[int], *, scan_id: int | None = None) -> list[dict[str, Any]]:
+    """Findings as the API shows them (GeoJSON-like dicts), in id order; ``scan_id`` reads that scan's
+    partition only."""
     if not ids:
         return []
-    rows = session.execute(select(Finding, *_geo_cols()).where(Finding.id.in_(list(ids))).order_by(Finding.id)).all()
+    conds = [Finding.id.in_(list(ids))] + ([Finding.scan_id == scan_id] if scan_id is not None else [])
+    rows = session.execute(select(Finding, *_geo_cols()).where(*conds).order_by(Finding.id)).all()
     return [_finding_dict(r[0], (r[1], r[2], r[3])) for r in rows]
 
 

@@ -242,7 +242,9 @@ def patch_latest_scan(
         ),
         {"scan": scan_id, "ids": ids},
     )
-    watermark = session.scalar(text("SELECT coalesce(max(id), 0) FROM findings"))
+    watermark = session.scalar(
+        text("SELECT coalesce(max(id), 0) FROM findings WHERE scan_id = :scan"), {"scan": scan_id}
+    )
     judged = scan_store.judge_campuses(session, scan_id, rules, settings=settings, campus_ids=ids, district=district)
     # the edit holds the scan's row lock, so the scan's rows above the watermark are this judgement's
     session.execute(text("DROP TABLE IF EXISTS edit_new"))
@@ -277,7 +279,7 @@ def patch_latest_scan(
         session.scalars(text("SELECT id FROM edit_old WHERE id NOT IN (SELECT old_id FROM edit_match) ORDER BY id"))
     )
     changed = list(session.scalars(text("SELECT old_id FROM edit_match WHERE changed ORDER BY old_id")))
-    disappeared = scan_store.findings_by_ids(session, gone)
+    disappeared = scan_store.findings_by_ids(session, gone, scan_id=scan_id)
     # findings that stay keep their id (cases and warnings point at it) and take the re-judged values
     session.execute(
         text(
@@ -288,17 +290,18 @@ def patch_latest_scan(
                    method = n.method, district_adcode = n.district_adcode, lead_department = n.lead_department,
                    cooperating_departments = n.cooperating_departments, flags = n.flags, geom = n.geom,
                    from_geom = n.from_geom, to_geom = n.to_geom
-            FROM edit_match m JOIN findings n ON n.id = m.new_id
-            WHERE o.id = m.old_id
+            FROM edit_match m JOIN findings n ON n.id = m.new_id AND n.scan_id = :scan
+            WHERE o.id = m.old_id AND o.scan_id = :scan
             """
-        )
+        ),
+        {"scan": scan_id},
     )
     session.execute(
         text(
-            "DELETE FROM findings WHERE id IN (SELECT new_id FROM edit_match UNION ALL "
+            "DELETE FROM findings WHERE scan_id = :scan AND id IN (SELECT new_id FROM edit_match UNION ALL "
             "SELECT unnest(CAST(:gone AS bigint[])))"
         ),
-        {"gone": gone},
+        {"gone": gone, "scan": scan_id},
     )
     warned = session.execute(  # type: ignore[attr-defined]
         text(
@@ -306,18 +309,18 @@ def patch_latest_scan(
             INSERT INTO school_warnings (school_id, scan_id, finding_id, finding_key)
             SELECT n.school_id, n.scan_id, n.id,
                    n.premises_id || ':' || coalesce(n.permit_id::text, '-') || ':' || n.rule_id || ':' || n.campus_id
-            FROM findings n WHERE n.id = ANY(:ids)
+            FROM findings n WHERE n.scan_id = :scan AND n.id = ANY(:ids)
             """
         ),
-        {"ids": appeared},
+        {"ids": appeared, "scan": scan_id},
     ).rowcount
     counts = scan_store.refresh_counts(session, scan_id)
     session.flush()
     return {
         "scan_id": scan_id,
-        "appeared": scan_store.findings_by_ids(session, appeared),
+        "appeared": scan_store.findings_by_ids(session, appeared, scan_id=scan_id),
         "disappeared": disappeared,
-        "changed": scan_store.findings_by_ids(session, changed),
+        "changed": scan_store.findings_by_ids(session, changed, scan_id=scan_id),
         "warnings": warned,
         "evaluated": {
             "campuses": ids,
