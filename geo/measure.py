@@ -24,6 +24,7 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 import shapely
@@ -380,21 +381,34 @@ def _exact_vertex(found_p: Point, geom: BaseGeometry, geom_p: BaseGeometry, fall
 def _check_lonlat(coords: np.ndarray, *, field: str) -> None:
     """Raise :class:`CoordinateError` for a non-finite or out-of-range longitude/latitude."""
     coords = np.asarray(coords, dtype=float).reshape(-1, coords.shape[-1])
+    if len(coords) <= _FEW:
+        # a few points (a site, a gate, a small outline): plain floats cost a tenth of numpy's reductions
+        for i, (lon, lat) in enumerate(coords[:, :2].tolist()):
+            if not (math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90):
+                _bad_lonlat(coords, i, field=field)
+        return
     bad_finite = ~np.isfinite(coords[:, :2]).all(axis=1)
     bad_range = (np.abs(coords[:, 0]) > 180) | (np.abs(coords[:, 1]) > 90)
     bad = np.flatnonzero(bad_finite | bad_range)
     if len(bad):
-        lon, lat = (float(v) for v in coords[bad[0], :2])
-        hint = " (latitude and longitude swapped?)" if abs(lat) > 90 >= abs(lon) else ""
-        msg = f"{field}: coordinate ({lon!r}, {lat!r}) is not a WGS84 longitude/latitude{hint}"
-        zh_hint = "（经纬度是否颠倒？）" if hint else ""
-        raise CoordinateError(
-            msg,
-            message_zh=f"{field}：坐标 ({lon!r}, {lat!r}) 不是有效的 WGS84 经纬度{zh_hint}",
-            field=field,
-            row=int(bad[0]) + 1 if len(coords) > 1 else None,
-            value=f"({lon!r}, {lat!r})",
-        )
+        _bad_lonlat(coords, int(bad[0]), field=field)
+
+
+_FEW = 16
+
+
+def _bad_lonlat(coords: np.ndarray, i: int, *, field: str) -> NoReturn:
+    lon, lat = (float(v) for v in coords[i, :2])
+    hint = " (latitude and longitude swapped?)" if abs(lat) > 90 >= abs(lon) else ""
+    msg = f"{field}: coordinate ({lon!r}, {lat!r}) is not a WGS84 longitude/latitude{hint}"
+    zh_hint = "（经纬度是否颠倒？）" if hint else ""
+    raise CoordinateError(
+        msg,
+        message_zh=f"{field}：坐标 ({lon!r}, {lat!r}) 不是有效的 WGS84 经纬度{zh_hint}",
+        field=field,
+        row=i + 1 if len(coords) > 1 else None,
+        value=f"({lon!r}, {lat!r})",
+    )
 
 
 def _check_geometry(geom: object, *, field: str, types: Sequence[str]) -> None:
@@ -419,7 +433,7 @@ def _check_geometry(geom: object, *, field: str, types: Sequence[str]) -> None:
         msg = f"{field} is an empty {geom.geom_type}"
         raise GeometryError(msg, message_zh=f"{field} 是空的 {geom.geom_type} 几何", field=field, value=geom.wkt)
     _check_lonlat(shapely.get_coordinates(geom), field=field)
-    if not geom.is_valid:
+    if geom.geom_type != "Point" and not geom.is_valid:  # a point with a finite position is valid
         reason = shapely.is_valid_reason(geom)
         msg = f"{field} is not a valid geometry ({reason}): {geom.wkt[:120]}"
         raise GeometryError(

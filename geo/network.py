@@ -21,6 +21,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from shapely import STRtree
 from shapely.geometry import LineString, Point
+from shapely.geometry.base import BaseGeometry
 
 from geo.errors import GeometryError, InvalidInput
 from geo.measure import GEOD, LocalMetricFrame, Measurement, _check_geometry, _check_lonlat
@@ -157,7 +158,8 @@ class WalkingNetwork:
                     row=i + 1,
                     value=f"{u!r}, {v!r}",
                 )
-            _check_geometry(line, field=f"edges[{i}]", types=("LineString",))
+            if not isinstance(line, BaseGeometry):
+                _check_geometry(line, field=f"edges[{i}]", types=("LineString",))  # raises
             us.append(int(u))
             vs.append(int(v))
             lines.append(line)
@@ -165,7 +167,15 @@ class WalkingNetwork:
             msg = "a walking network needs at least one edge; got none"
             raise GeometryError(msg, message_zh="步行路网至少需要一条边，实际为空", field="edges")
 
-        coords, edge_of = shapely.get_coordinates(np.array(lines, dtype=object), return_index=True)
+        geoms = np.array(lines, dtype=object)
+        coords, edge_of = shapely.get_coordinates(geoms, return_index=True)
+        # every line checked at once; the first bad one raises its own error (as _check_geometry words it)
+        bad = (shapely.get_type_id(geoms) != 1) | shapely.is_empty(geoms) | ~shapely.is_valid(geoms)
+        bad_xy = ~np.isfinite(coords).all(axis=1) | (np.abs(coords[:, 0]) > 180) | (np.abs(coords[:, 1]) > 90)
+        bad[edge_of[bad_xy]] = True
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            _check_geometry(lines[i], field=f"edges[{i}]", types=("LineString",))
         n_edges = len(lines)
         counts = np.bincount(edge_of, minlength=n_edges)
         start = np.concatenate([[0], np.cumsum(counts)])

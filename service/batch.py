@@ -94,7 +94,7 @@ def run_batch(factory: sessionmaker[Session], params: dict[str, Any], progress: 
                 try:
                     req = CheckRequest.model_validate(site)
                     with session.begin_nested():
-                        answer = run_check(session, req, rules=rules, school_accuracy_m=settings.school_accuracy_m,
+                        answer, _ = run_check(session, req, rules=rules, school_accuracy_m=settings.school_accuracy_m,
                                            token_id=params.get("token_id"))  # fmt: skip
                 except (ValidationError, SafezoneError, ValueError) as exc:
                     item["error"] = _problem(exc)

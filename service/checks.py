@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -197,6 +198,13 @@ def evaluate_request(
     }
 
 
+class Decided(NamedTuple):
+    """A stored decision: the answer, and the same answer as the JSON text stored (and sent as it is)."""
+
+    answer: dict[str, Any]
+    text: str
+
+
 def run_check(
     session: Session,
     req: CheckRequest,
@@ -205,7 +213,7 @@ def run_check(
     school_accuracy_m: float,
     token_id: int | None,
     audit: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> Decided:
     """Evaluate, store the decision (inputs, pack version, batches, result) and return it.
 
     ``audit`` gives the answer's audit row (``storage.audit.params(prefix="a_")``), stored with the decision.
@@ -217,12 +225,13 @@ def run_check(
     inputs = req.model_dump(mode="json")
     if inputs.get("date") is None:
         inputs["date"] = answer["date"]
+    text = json.dumps(answer, ensure_ascii=False)
     store.save_decision(
         session, decision_id=decision_id, token_id=token_id, category=req.category, outcome=answer["outcome"],
         pack_version=rules.version, batch_ids=answer["data_batches"], district=answer["district"],
-        geom=shape(answer["location"]), inputs=inputs, result=answer, audit=audit(answer) if audit else None,
+        geom=shape(answer["location"]), inputs=inputs, result=text, audit=audit(answer) if audit else None,
     )  # fmt: skip
-    return answer
+    return Decided(answer, text)
 
 
 def _key(c: dict[str, Any] | None) -> Any:

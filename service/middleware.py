@@ -341,7 +341,7 @@ class OpsMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in start.get("headers", [])}
         status = start["status"]
         if status < 400 and (scope.get("state") or {}).get("audited"):
-            self._observe(scope, status, body, headers)
+            self._observe(scope, status)
             await send(start)
             await send({"type": "http.response.body", "body": body, "more_body": False})
             return
@@ -369,7 +369,7 @@ class OpsMiddleware:
         tok = (scope.get("state") or {}).get("token")
         content_type = headers.get("content-type", "")
         ids = _object_ids(scope, body, content_type)
-        self._observe(scope, status, body, headers)
+        self._observe(scope, status)
         with session_scope(self.fastapi_app.state.sessionmaker) as session:
             audit_store.record(
                 session, method=scope["method"], path=scope["path"], status=status, token_id=getattr(tok, "id", None),
@@ -379,18 +379,13 @@ class OpsMiddleware:
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )  # fmt: skip
 
-    def _observe(self, scope: Scope, status: int, body: bytes, headers: dict[str, str]) -> None:
-        if status < 400 and scope["path"].rstrip("/") == "/v1/checks" and "json" in headers.get("content-type", ""):
-            self._observe_check(body)
-
-    def _observe_check(self, body: bytes) -> None:
+    def _observe(self, scope: Scope, status: int) -> None:
+        """Count a pre-check's outcome (the handler leaves it in the request's state)."""
+        seen = (scope.get("state") or {}).get("check_outcome")
         metrics = getattr(self.fastapi_app.state, "metrics", None)
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return
-        if metrics is not None and isinstance(data, dict) and "outcome" in data:
-            metrics.observe_check(outcome=str(data["outcome"]), category=str(data.get("category")))
+        if status < 400 and seen is not None and metrics is not None:
+            outcome, category = seen
+            metrics.observe_check(outcome=str(outcome), category=str(category))
 
 
 def _problem_413(exc: BodyTooLarge) -> Any:

@@ -14,23 +14,29 @@ from sqlalchemy.orm import Session
 
 from geo.errors import NotFound
 from storage import audit as audit_store
+from storage.database import driver_sql, execute_on_driver
 from storage.models import Decision
+
+# The statements of a pre-check run on the driver's connection (storage.database.execute_on_driver).
+
+_DISTRICT_AT = driver_sql(
+    text(
+        "SELECT adcode FROM districts WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) "
+        "ORDER BY adcode DESC LIMIT 1"
+    )
+)
 
 
 def district_at(session: Session, geom: BaseGeometry) -> str | None:
     """The most specific district covering the geometry's representative point (None outside all)."""
     point = geom if geom.geom_type == "Point" else geom.representative_point()
-    return session.execute(
-        text(
-            "SELECT adcode FROM districts WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) "
-            "ORDER BY adcode DESC LIMIT 1"
-        ),
-        {"x": point.x, "y": point.y},
-    ).scalar()
+    row = execute_on_driver(session, _DISTRICT_AT, {"x": point.x, "y": point.y}).fetchone()
+    return None if row is None else row[0]
 
 
-_NEAR = text(
-    """
+_NEAR = driver_sql(
+    text(
+        """
     WITH site AS (SELECT ST_GeomFromWKB(:wkb, 4326) AS g),
     near AS (
         SELECT c.id, c.school_id, c.name, c.geom, c.point_only, c.accuracy_m, c.batch_id
@@ -48,6 +54,7 @@ _NEAR = text(
     WHERE s.closed IS NULL OR s.closed > current_date
     ORDER BY n.id
     """
+    )
 )
 
 
@@ -56,40 +63,47 @@ def campuses_near(session: Session, geom: BaseGeometry, radius_m: float) -> list
 
     One round trip: campuses, their schools and their gates (as JSON).
     """
-    rows = session.execute(_NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m}).all()
-    return [
-        {
-            "school_id": r.school_id,
-            "school_name": r.school_name,
-            "levels": list(r.levels or []),
-            "flags": list(r.flags or []),
-            "opened": r.opened,
-            "licensed": r.licensed,
-            "campus_id": r.id,
-            "campus_name": r.name,
-            "outline": shapely.from_wkb(bytes(r.geom)),
-            "point_only": r.point_only,
-            "accuracy_m": r.accuracy_m,
-            "batch_ids": sorted({b for b in (r.batch_id, r.school_batch) if b is not None}),
-            "gates": [
-                {
-                    "id": g["id"],
-                    "name": g["name"],
-                    "kind": g["kind"],
-                    "in_use": g["in_use"],
-                    "point": Point(g["x"], g["y"]),
-                    "batch_id": g["batch_id"],
-                }
-                for g in r.gates
-            ],
-        }
-        for r in rows
-    ]
+    rows = execute_on_driver(session, _NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m}).fetchall()
+    outlines = shapely.from_wkb([r[2] for r in rows])
+    out = []
+    for r, outline in zip(rows, outlines, strict=True):
+        (campus_id, campus_name, _, point_only, accuracy_m, batch_id, school_id, school_name, levels, flags,
+         opened, licensed, school_batch, gates) = r  # fmt: skip
+        out.append(
+            {
+                "school_id": school_id,
+                "school_name": school_name,
+                "levels": list(levels or []),
+                "flags": list(flags or []),
+                "opened": opened,
+                "licensed": licensed,
+                "campus_id": campus_id,
+                "campus_name": campus_name,
+                "outline": outline,
+                "point_only": point_only,
+                "accuracy_m": accuracy_m,
+                "batch_ids": sorted({b for b in (batch_id, school_batch) if b is not None}),
+                "gates": [
+                    {
+                        "id": g["id"],
+                        "name": g["name"],
+                        "kind": g["kind"],
+                        "in_use": g["in_use"],
+                        "point": Point(g["x"], g["y"]),
+                        "batch_id": g["batch_id"],
+                    }
+                    for g in gates
+                ],
+            }
+        )
+    return out
 
 
-_EDGES_NEAR = text(
-    "SELECT u, v, ST_AsBinary(geom) AS geom, batch_id FROM street_edges "
-    "WHERE ST_DWithin(geom::geography, ST_GeogFromWKB(:wkb), :radius)"
+_EDGES_NEAR = driver_sql(
+    text(
+        "SELECT u, v, ST_AsBinary(geom) AS geom, batch_id FROM street_edges "
+        "WHERE ST_DWithin(geom::geography, ST_GeogFromWKB(:wkb), :radius)"
+    )
 )
 
 
@@ -97,9 +111,9 @@ def street_edges_near(
     session: Session, geom: BaseGeometry, radius_m: float
 ) -> list[tuple[int, int, BaseGeometry, int | None]]:
     """Walkable street edges within ``radius_m`` of the site: (u, v, LineString, batch id)."""
-    rows = session.execute(_EDGES_NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m}).all()
-    lines = shapely.from_wkb([bytes(r.geom) for r in rows])
-    return [(r.u, r.v, line, r.batch_id) for r, line in zip(rows, lines, strict=True)]
+    rows = execute_on_driver(session, _EDGES_NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m}).fetchall()
+    lines = shapely.from_wkb([r[2] for r in rows])
+    return [(u, v, line, batch_id) for (u, v, _, batch_id), line in zip(rows, lines, strict=True)]
 
 
 def save_decision(
@@ -114,29 +128,33 @@ def save_decision(
     district: str | None,
     geom: BaseGeometry,
     inputs: dict[str, Any],
-    result: dict[str, Any],
+    result: dict[str, Any] | str,
     audit: dict[str, Any] | None = None,
 ) -> None:
     """Store a decision; with ``audit`` (``storage.audit.params(prefix="a_")``) its audit row too, in the same
-    statement."""
-    session.execute(
+    statement. ``result`` is the answer, or the answer already as JSON text."""
+    execute_on_driver(
+        session,
         _INSERT_DECISION_AUDITED if audit is not None else _INSERT_DECISION,
         (audit or {}) | {
             "id": decision_id, "token_id": token_id, "category": category, "outcome": outcome,
             "pack_version": pack_version, "batch_ids": batch_ids, "district": district,
             "wkb": shapely.to_wkb(geom), "inputs": json.dumps(inputs, ensure_ascii=False),
-            "result": json.dumps(result, ensure_ascii=False),
+            "result": result if isinstance(result, str) else json.dumps(result, ensure_ascii=False),
         },
     )  # fmt: skip
 
 
-_INSERT_DECISION = text(
+_INSERT_DECISION_TEXT = (
     "INSERT INTO decisions (id, token_id, category, outcome, pack_version, batch_ids, district_adcode, geom, "
     "inputs, result) VALUES (:id, :token_id, :category, :outcome, :pack_version, CAST(:batch_ids AS bigint[]), "
     ":district, ST_GeomFromWKB(:wkb, 4326), CAST(:inputs AS jsonb), CAST(:result AS jsonb))"
 )
+_INSERT_DECISION = driver_sql(text(_INSERT_DECISION_TEXT))
 # the decision and its audit row in one statement (both texts are constants of this code)
-_INSERT_DECISION_AUDITED = text("WITH decision AS (" + _INSERT_DECISION.text + ") " + audit_store.insert_sql("a_"))
+_INSERT_DECISION_AUDITED = driver_sql(
+    text("WITH decision AS (" + _INSERT_DECISION_TEXT + ") " + audit_store.insert_sql("a_"))
+)
 
 
 def get_decision(session: Session, decision_id: uuid.UUID) -> dict[str, Any]:

@@ -10,13 +10,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, TextClause, create_engine, event, text
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -109,6 +111,38 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose transaction commits at the end, or rolls back on error."""
     with factory() as session, session.begin():
         yield session
+
+
+#: the dialect that renders statements in the driver's own parameter style (``%(name)s``)
+_DRIVER_DIALECT = PGDialect_psycopg()
+
+
+def driver_sql(stmt: TextClause) -> str:
+    """``stmt`` as the driver's SQL (``:name`` → ``%(name)s``, ``%`` escaped), for :func:`execute_on_driver`.
+
+    Compile once, at import: hot paths keep one definition of each statement and skip the compiler.
+    """
+    return str(stmt.compile(dialect=_DRIVER_DIALECT))
+
+
+def execute_on_driver(session: Session | Connection, sql: str, params: dict[str, Any] | None = None) -> psycopg.Cursor:
+    """Run ``sql`` (from :func:`driver_sql`) on the psycopg connection under ``session``, in its transaction.
+
+    For the pre-check's hot path: about a third of a check's CPU went into the statement machinery around
+    the driver. Errors are raised as SQLAlchemy raises them (``DBAPIError`` and its subclasses), and a
+    connection the database dropped is invalidated in the pool, so the API answers and recovers alike.
+    """
+    conn = session.connection() if isinstance(session, Session) else session
+    driver = conn.connection.driver_connection
+    try:
+        return driver.execute(sql, params)
+    except psycopg.Error as exc:
+        invalidated = conn.dialect.is_disconnect(exc, driver, None)
+        if invalidated:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            sql, params, exc, psycopg.Error, connection_invalidated=invalidated, dialect=conn.dialect
+        ) from exc
 
 
 def ensure_database(url: str) -> bool:

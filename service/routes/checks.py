@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import uuid
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from shapely.geometry import Point
 
 from geo.coords import check_lonlat, point_to_wgs84
@@ -28,7 +29,11 @@ from storage.database import session_scope
 router = APIRouter(tags=["checks"])
 
 
-@router.post("/v1/checks", summary="Pre-check a proposed site: prohibited, review or allowed, and why")
+@router.post(
+    "/v1/checks",
+    summary="Pre-check a proposed site: prohibited, review or allowed, and why",
+    response_model=dict[str, Any],
+)
 async def create_check(
     request: Request,
     body: CheckRequest,
@@ -36,20 +41,24 @@ async def create_check(
     fingerprint: Annotated[str, Depends(fingerprint_if_keyed)],
     key: KeyHeader = None,
     out_crs: OutCrsDep = "wgs84",
-) -> dict[str, Any]:
-    # the hot path: one thread for the whole transaction (key claim, check, decision, audit row, commit)
+) -> Response:
+    # the hot path: one thread for the whole transaction (key claim, check, decision, audit row, commit); the
+    # answer goes out as the JSON text stored with the decision, unless it must be converted or kept for a key
     state = request.app.state
 
-    def work() -> dict[str, Any]:
+    def work() -> str:
         with session_scope(state.sessionmaker) as session:
             idem = claim(session, request, token, fingerprint, key)
-            answer = run_check(
+            answer, text = run_check(
                 session, body, rules=state.rules, school_accuracy_m=state.settings.school_accuracy_m,
                 token_id=token.id, audit=lambda a: audit_row_for(request, a, prefix="a_"),
             )  # fmt: skip
-            return idem.save(convert_tree(answer, out_crs))
+            request.state.check_outcome = (answer["outcome"], answer["category"])
+            if out_crs == "wgs84" and idem.key is None:
+                return text
+            return json.dumps(idem.save(convert_tree(answer, out_crs)), ensure_ascii=False)
 
-    return await anyio.to_thread.run_sync(work)
+    return Response(await anyio.to_thread.run_sync(work), media_type="application/json")
 
 
 @router.get("/v1/decisions/{decision_id}", summary="A stored decision, unchanged")
