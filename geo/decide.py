@@ -363,14 +363,33 @@ def _limit(rule: Rule, site: Site) -> float:
     return float(rule.distance_m)
 
 
+#: a walk's origin (a gate, or the outline point nearest the site), its gate id, and the walk (None: no route)
+Walk = tuple[Point, int | str | None, Measurement | None]
+
+
+def _walks(rule: Rule, site: Site, campuses: Sequence[CampusInfo], network: Any) -> list[list[Walk]]:
+    """Per campus, the walks to the site from each of its origins, all found in one network search.
+
+    Walking is door to door: from each in-use gate (or, without one, the outline point nearest the site)
+    to the site's point (a footprint's representative point).
+    """
+    origins: list[list[tuple[Point, int | str | None]]] = []
+    for campus in campuses:
+        gates = [g for g in campus.gates if g.in_use] if rule.measure_from == "gates" else []
+        here = [(g.point, g.gate_id) for g in gates]
+        origins.append(here or [(distance_to_outline(site.point, campus.outline).from_point, None)])
+    walked = iter(network.distances_to([p for here in origins for p, _ in here], site.point))
+    return [[(p, gate_id, next(walked)) for p, gate_id in here] for here in origins]
+
+
 def _measure(
-    rule: Rule, site: Site, campus: CampusInfo, network: Any
+    rule: Rule, site: Site, campus: CampusInfo, walks: list[Walk] | None
 ) -> tuple[Measurement, str, list[str], int | str | None]:
     """Measure as the rule says; returns the measurement, method, flags and the gate used.
 
-    Walking is door to door: from each in-use gate (or, without one, the outline point nearest the site)
-    to the site's point (a footprint's representative point). A gate the network cannot connect to the
-    site counts with its straight distance, which underestimates: flag ``network_unavailable``.
+    ``walks``: the campus's walks (:func:`_walks`) for a walking rule with a network. A gate the network
+    cannot connect to the site counts with its straight distance, which underestimates: flag
+    ``network_unavailable``.
     """
     flags: list[str] = []
     target = site.geometry if rule.measure_to == "footprint" else site.point
@@ -378,15 +397,10 @@ def _measure(
     if rule.measure_from == "gates" and not gates:
         flags.append("gate_unknown")
 
-    if rule.metric == "walking" and network is not None:
-        # door to door: from each in-use gate (or the nearest point of the outline) to the site point
-        origins: list[tuple[Point, int | str | None]] = [(g.point, g.gate_id) for g in gates]
-        if not origins:
-            origins = [(distance_to_outline(site.point, campus.outline).from_point, None)]
+    if rule.metric == "walking" and walks is not None:
         best: tuple[Measurement, str, int | str | None] | None = None
         fallback = False
-        for point, gate_id in origins:
-            walked = network.distance(point, site.point)
+        for point, gate_id, walked in walks:
             if walked is None:
                 straight = distance_to_outline(site.point, point)
                 candidate, method, is_fallback = (
@@ -412,9 +426,9 @@ def _measure(
 
 
 def _evaluate_campus(
-    rule: Rule, site: Site, campus: CampusInfo, limit: float, network: Any, settings: DecisionSettings
+    rule: Rule, site: Site, campus: CampusInfo, limit: float, walks: list[Walk] | None, settings: DecisionSettings
 ) -> CampusResult:
-    meas, method, flags, gate_id = _measure(rule, site, campus, network)
+    meas, method, flags, gate_id = _measure(rule, site, campus, walks)
     accuracy = settings.default_school_accuracy_m if campus.accuracy_m is None else campus.accuracy_m
     u = uncertainty(site_accuracy_m=site.accuracy_m, school_accuracy_m=accuracy, crs=site.crs)
     radius = None
@@ -495,10 +509,15 @@ def evaluate(
     results: list[RuleResult] = []
     for rule in applicable:
         limit = _limit(rule, site)
+        protected = [campus for campus in campuses if _protects(rule, campus)]
+        walks = (
+            _walks(rule, site, protected, network)
+            if rule.metric == "walking" and network is not None
+            else [None] * len(protected)
+        )
         measured = [
-            _evaluate_campus(rule, site, campus, limit, network, settings)
-            for campus in campuses
-            if _protects(rule, campus)
+            _evaluate_campus(rule, site, campus, limit, walk, settings)
+            for campus, walk in zip(protected, walks, strict=True)
         ]
         measured.sort(key=lambda c: (c.distance_m, str(c.campus_id)))
         within = [c for c in measured if c.outcome != "allowed"]

@@ -334,6 +334,50 @@ class WalkingNetwork:
             float(dist[0]), from_point=Point(a.x, a.y), to_point=Point(b.x, b.y), method="walking", path=path
         )
 
+    def distances_to(self, origins: Sequence[Point], b: Point) -> list[Measurement | None]:
+        """:meth:`distance` from each of ``origins`` to ``b``, found in one search from ``b``.
+
+        Streets are walkable both ways, so the walk from an origin to ``b`` is the walk from ``b`` to it,
+        reversed: one shortest-path tree from ``b`` serves every gate of every campus near a site.
+
+        Parameters
+        ----------
+        origins
+            WGS84 points (the school side: gates, or the outline points nearest the site).
+        b
+            WGS84 point (the premises).
+
+        Returns
+        -------
+        list of Measurement or None
+            One per origin, as :meth:`distance` returns it (``path`` runs origin → … → ``b``).
+        """
+        _check_geometry(b, field="b", types=("Point",))
+        pts = self._points_array(origins, field="origins")
+        if len(pts) == 0:
+            return []
+        lonlat = np.concatenate([[[b.x, b.y]], pts])
+        edge, along, snapped, offset = self._snap_many(lonlat)
+        dist, _, pred, nodes, aug = self._solve(
+            edge[:1], along[:1], offset[:1], edge[1:], along[1:], offset[1:], cutoff=np.inf, predecessors=True
+        )
+        out: list[Measurement | None] = []
+        for i, (x, y) in enumerate(pts.tolist()):
+            if not np.isfinite(dist[i]) or pred is None:
+                out.append(None)
+                continue
+            back = self._path_coords(pred, int(nodes[1 + i]), aug, snapped, lonlat, target=1 + i)
+            out.append(
+                Measurement(
+                    float(dist[i]),
+                    from_point=Point(x, y),
+                    to_point=Point(b.x, b.y),
+                    method="walking",
+                    path=LineString(back.coords[::-1]),
+                )  # fmt: skip
+            )
+        return out
+
     def distances_from_sources(
         self, sources: Sequence[Point], targets: Sequence[Point], *, cutoff_m: float
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -476,9 +520,9 @@ class WalkingNetwork:
         return dist, source_idx.astype(np.int64), (pred if predecessors else None), node, aug
 
     def _path_coords(
-        self, pred: np.ndarray, target_node: int, aug: dict, snapped: np.ndarray, lonlat: np.ndarray
+        self, pred: np.ndarray, target_node: int, aug: dict, snapped: np.ndarray, lonlat: np.ndarray, *, target: int = 1
     ) -> LineString:
-        """The walking path a → snap(a) → … → snap(b) → b from Dijkstra predecessors."""
+        """The walking path a → snap(a) → … → snap(b) → b from Dijkstra predecessors (a: snap 0, b: ``target``)."""
         hops = [target_node]
         while pred[hops[-1]] >= 0:
             hops.append(int(pred[hops[-1]]))
@@ -493,7 +537,7 @@ class WalkingNetwork:
             mid = verts[(cum > lo) & (cum < hi)]
             coords.extend(mid if s0 <= s1 else mid[::-1])
             coords.append(self._node_coord(to, aug, snapped))
-        coords.extend([snapped[1], lonlat[1]])
+        coords.extend([snapped[target], lonlat[target]])
         pts = [tuple(c) for c in coords]
         dedup = [pts[0]] + [p for p, q in zip(pts[1:], pts[:-1], strict=True) if p != q]
         if len(dedup) < 2:

@@ -18,6 +18,7 @@ before the answer leaves):
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import datetime as dt
 import hashlib
@@ -39,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.errors import problem
 from storage import audit as audit_store
 from storage import ratelimit
-from storage.database import session_scope
+from storage.database import make_sessionmaker, session_scope
 
 log = logging.getLogger("safezone.access")
 
@@ -199,6 +200,7 @@ class OpsMiddleware:
         self.app = app
         self.fastapi_app = fastapi_app
         self.counter = ratelimit.RateCounter()
+        self._syncs: set[asyncio.Future[int]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -274,10 +276,7 @@ class OpsMiddleware:
             return None
         count, window_end, due = self.counter.hit(key)
         if due:
-            try:
-                count = await anyio.to_thread.run_sync(self._sync, key)
-            except Exception as exc:  # noqa: BLE001 - fail open: the handler will answer 503 if the database is away
-                log.warning("rate limit not shared: %s", exc.__class__.__name__)
+            self._sync_soon(key)
         if count <= ops.rate_limit_per_min:
             return None
         self._count_rejected("rate_limit")
@@ -292,9 +291,22 @@ class OpsMiddleware:
             limit=ops.rate_limit_per_min,
         )
 
+    def _sync_soon(self, key: str) -> None:
+        """Share ``key``'s count in the background: no request waits for the database's count."""
+        task = asyncio.ensure_future(anyio.to_thread.run_sync(self._sync, key))
+        self._syncs.add(task)  # held until done (the loop keeps only weak references to tasks)
+        task.add_done_callback(self._synced)
+
     def _sync(self, key: str) -> int:
-        factory = self.fastapi_app.state.sessionmaker
-        return self.counter.sync(key, lambda: session_scope(factory))
+        # a connection of its own, outside any request's transaction
+        engine = self.fastapi_app.state.engine
+        return self.counter.sync(key, lambda: session_scope(make_sessionmaker(engine)))
+
+    def _synced(self, task: asyncio.Future[int]) -> None:
+        self._syncs.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # fail open: the count stays in this process until the database is back
+            log.warning("rate limit not shared: %s", task.exception().__class__.__name__)
 
     def _count_rejected(self, reason: str) -> None:
         metrics = getattr(self.fastapi_app.state, "metrics", None)

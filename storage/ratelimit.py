@@ -1,10 +1,11 @@
 """Rate limits shared through PostgreSQL: requests counted per caller in fixed one-minute windows.
 
 The count lives in the database so that every replica of the API shares it. A request does not pay a
-round trip for it: each process counts its callers' requests in memory and adds them to the shared row
-at most every ``sync_every_s`` (and on a caller's first request of each minute), learning the other
-replicas' counts in the same statement. A replica therefore sees the others' requests up to
-``sync_every_s`` late; within one process the count is exact.
+round trip for it, nor wait for one: each process counts its callers' requests in memory and adds them to
+the shared row at most every ``sync_every_s`` (and on a caller's first request of each minute), in the
+background and one sync per caller at a time, learning the other replicas' counts in the same statement.
+A replica therefore sees the others' requests up to about ``sync_every_s`` late; within one process the
+count is exact, syncs in flight included.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ class _Window:
     start: dt.datetime
     shared: int = 0  # the database's count at the last sync (this process's flushed hits included)
     pending: int = 0  # this process's hits not yet added to it
+    inflight: int = 0  # hits being added by the sync in flight
+    syncing: bool = False  # a sync is in flight (one per caller at a time)
     synced_at: float = float("-inf")
+
+    @property
+    def count(self) -> int:
+        return self.shared + self.inflight + self.pending
 
 
 def window_start(now: dt.datetime) -> dt.datetime:
@@ -68,7 +75,10 @@ class RateCounter:
         self._windows: dict[str, _Window] = {}
 
     def hit(self, key: str, *, now: dt.datetime | None = None) -> tuple[int, dt.datetime, bool]:
-        """Count one request: (the count so far, the window's end, whether to :meth:`sync` now)."""
+        """Count one request: (the count so far, the window's end, whether to start a :meth:`sync` now).
+
+        Only one caller is told to sync at a time; the others go on counting until it is done.
+        """
         now = now or dt.datetime.now(dt.UTC)
         start = window_start(now)
         with self._lock:
@@ -78,8 +88,11 @@ class RateCounter:
                     self._windows.clear()
                 w = self._windows[key] = _Window(start)
             w.pending += 1
-            due = w.synced_at == float("-inf") or time.monotonic() - w.synced_at >= self.sync_every_s
-            return w.shared + w.pending, start + dt.timedelta(seconds=WINDOW_S), due
+            due = not w.syncing and (
+                w.synced_at == float("-inf") or time.monotonic() - w.synced_at >= self.sync_every_s
+            )
+            w.syncing = w.syncing or due
+            return w.count, start + dt.timedelta(seconds=WINDOW_S), due
 
     def sync(self, key: str, session_scope: Callable[[], AbstractContextManager[Session]]) -> int:
         """Add this process's pending hits of ``key`` to the shared count; returns the up-to-date count."""
@@ -89,19 +102,24 @@ class RateCounter:
                 return 0
             n, start = w.pending, w.start
             w.pending -= n
+            w.inflight += n
             w.synced_at = time.monotonic()
+            w.syncing = True
         try:
             with session_scope() as session:
                 shared = add(session, key=key, start=start, n=n) if n else w.shared
         except Exception:
             with self._lock:
                 w.pending += n  # counted again at the next sync
+                w.inflight -= n
                 w.synced_at = float("-inf")
+                w.syncing = False
             raise
         with self._lock:
-            if w.start == start:
-                w.shared = max(w.shared, shared)
-            return w.shared + w.pending
+            w.inflight -= n
+            w.shared = max(w.shared, shared)
+            w.syncing = False
+            return w.count
 
 
 def seconds_until(end: dt.datetime, *, now: dt.datetime | None = None) -> int:

@@ -153,7 +153,7 @@ def client(app):  # noqa: ANN001, ANN201
 
     application, factory = app
     with TestClient(application) as c:
-        application.state.sessionmaker = factory
+        application.state.sessionmaker = application.state.autocommit_sessionmaker = factory
         yield c
 
 

@@ -187,6 +187,33 @@ def test_unreachable_components(town: WalkingNetwork) -> None:
     assert dist[0] == pytest.approx(1 + 50 + 3, abs=MM) and src[0] == 1
 
 
+def test_one_search_from_the_site_walks_every_origin_as_a_search_per_origin(town: WalkingNetwork) -> None:
+    shop, _ = _off_street(C, D, 40, 90, 4)  # 4 m off C–D, 40 m north of C
+    origins = [
+        _off_street(A, B, 120, -90, 10)[0],  # along A–B, then up B–C
+        _off_street(D, E, 30, 90, 2)[0],  # round the D–E–F block or back through D
+        _off_street(S1, S2, 100, 90, 6)[0],  # on the detour
+        _off_street(X, Y, 60, 90, 3)[0],  # the separate component: no walk
+        shop,  # at the shop itself
+    ]
+    batch = town.distances_to([Point(p) for p in origins], Point(shop))
+    assert len(batch) == len(origins)
+    for p, got in zip(origins, batch, strict=True):
+        one = town.distance(Point(p), Point(shop))
+        if one is None:
+            assert got is None
+            continue
+        assert got is not None and got.distance_m == pytest.approx(one.distance_m, abs=1e-6)
+        assert (got.from_point.x, got.from_point.y) == p and (got.to_point.x, got.to_point.y) == shop
+        # the path runs from the origin to the shop and is as long as the walk
+        assert got.path.coords[0] == p and got.path.coords[-1] == shop
+        assert GEOD.geometry_length(got.path) == pytest.approx(got.distance_m, abs=MM)
+    assert batch[3] is None
+    # hand-computed: 10 m up to A–B, 300 − 120 along it, B–C, 40 m up C–D, 4 m across
+    assert batch[0].distance_m == pytest.approx(10 + 180 + 200 + 40 + 4, abs=MM)
+    assert town.distances_to([], Point(shop)) == []
+
+
 def test_set_wise_picks_the_nearest_source_and_respects_the_cutoff(town: WalkingNetwork) -> None:
     gate_1, _ = _off_street(A, B, 100, -90, 20)
     gate_2, _ = _off_street(D, E, 50, -90, 5)
