@@ -21,14 +21,18 @@ from storage.models import Decision
 
 _DISTRICT_AT = driver_sql(
     text(
-        "SELECT adcode FROM districts WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) "
+        "SELECT adcode FROM district_parts WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) "
         "ORDER BY adcode DESC LIMIT 1"
     )
 )
 
 
 def district_at(session: Session, geom: BaseGeometry) -> str | None:
-    """The most specific district covering the geometry's representative point (None outside all)."""
+    """The most specific district covering the geometry's representative point (None outside all).
+
+    Tested against the districts' small pieces (``district_parts``): a point on a cut between two pieces is
+    covered by both, so the answer is the whole outline's.
+    """
     point = geom if geom.geom_type == "Point" else geom.representative_point()
     row = execute_on_driver(session, _DISTRICT_AT, {"x": point.x, "y": point.y}).fetchone()
     return None if row is None else row[0]

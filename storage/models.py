@@ -105,6 +105,16 @@ class District(Base):
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id"))
 
 
+class DistrictPart(Base):
+    """A piece of a district's outline of at most 64 vertices (``ST_Subdivide``), written by a trigger on
+    districts (migration 0011): a site's district is found by testing one small piece."""
+
+    __tablename__ = "district_parts"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    adcode: Mapped[str] = mapped_column(String(6), index=True)
+    geom: Mapped[Any] = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=True), nullable=False)
+
+
 class School(Base):
     __tablename__ = "schools"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -1,0 +1,56 @@
+"""district outlines cut into small pieces (``ST_Subdivide``, at most 64 vertices each), kept by a trigger on
+districts: finding the district of a site (every pre-check does) tests one small piece instead of whole
+boundaries of hundreds or thousands of vertices, stored compressed
+
+Revision ID: 0011_district_parts
+Revises: 0010_findings_partitions
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0011_district_parts"
+down_revision = "0010_findings_partitions"
+branch_labels = None
+depends_on = None
+
+#: the most vertices of a piece (storage.models.DISTRICT_PIECE_VERTICES; repeated: a migration is frozen)
+_VERTICES = 64
+
+
+def upgrade() -> None:
+    op.execute(
+        "CREATE TABLE district_parts (id bigserial PRIMARY KEY, adcode varchar(6) NOT NULL, "
+        "geom geometry(GEOMETRY, 4326) NOT NULL)"
+    )
+    op.execute("CREATE INDEX ix_district_parts_adcode ON district_parts (adcode)")
+    op.execute("CREATE INDEX idx_district_parts_geom ON district_parts USING gist (geom)")
+    op.execute(
+        f"""
+        CREATE FUNCTION district_parts_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                DELETE FROM district_parts WHERE adcode = OLD.adcode;
+            END IF;
+            IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.geom IS NOT NULL THEN
+                INSERT INTO district_parts (adcode, geom) SELECT NEW.adcode, ST_Subdivide(NEW.geom, {_VERTICES});
+            END IF;
+            RETURN NULL;
+        END $$
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER districts_parts AFTER INSERT OR UPDATE OF adcode, geom OR DELETE ON districts "
+        "FOR EACH ROW EXECUTE FUNCTION district_parts_sync()"
+    )
+    op.execute(
+        f"INSERT INTO district_parts (adcode, geom) SELECT adcode, ST_Subdivide(geom, {_VERTICES}) "
+        "FROM districts WHERE geom IS NOT NULL"
+    )
+
+
+def downgrade() -> None:
+    op.execute("DROP TRIGGER districts_parts ON districts")
+    op.execute("DROP FUNCTION district_parts_sync()")
+    op.execute("DROP TABLE district_parts")
