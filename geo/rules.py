@@ -707,10 +707,15 @@ class RuleRegistry:
             raise InvalidInput(msg, message_zh=f"未知的经营类别 {category!r}", field="category", value=category)
         return tuple(r for r in self.in_force(adcode, on=on).rules if r.category == category)
 
-    def max_distance_m(self) -> float:
-        """The largest fixed distance over all packs (for spatial pre-filters)."""
+    def max_distance_m(self, category: str | None = None) -> float:
+        """The largest fixed distance over all packs, of ``category``'s rules if given (for spatial pre-filters)."""
         return max(
-            (r.distance_m for p in self._packs.values() for r in p.rules if r.distance_m is not None),
+            (
+                r.distance_m
+                for p in self._packs.values()
+                for r in p.rules
+                if r.distance_m is not None and category in (None, r.category)
+            ),
             default=0.0,
         )
 

@@ -159,7 +159,11 @@ def evaluate_request(
     """Evaluate a request against today's store and rules; returns the answer (without id or map link)."""
     geom = req.site_geometry()
     on = req.date or dt.datetime.now(SHANGHAI).date()
-    district = store.district_at(session, geom)
+    # One round trip reads the district and the campuses within the search radius of the category's largest
+    # distance in any pack; in the rare district whose rules reach less far, the campuses are read again.
+    extra = (req.protection_distance_m or 0.0) + req.accuracy_m + SEARCH_MARGIN_M
+    upper = rules.max_distance_m(req.category) + extra
+    district, rows = store.district_and_campuses_near(session, geom, upper)
     in_force = rules.in_force(district, on=on)
     site = Site(
         geometry=geom, category=req.category, application=req.application, on=on, accuracy_m=req.accuracy_m,
@@ -168,7 +172,10 @@ def evaluate_request(
     applicable = [r for r in in_force.rules if r.category == req.category]
     limits = [r.distance_m or 0.0 for r in applicable] + [req.protection_distance_m or 0.0]
     radius = max(limits) + req.accuracy_m + SEARCH_MARGIN_M
-    rows = store.campuses_near(session, geom, radius) if applicable else []
+    if not applicable:
+        rows = []
+    elif radius < upper:
+        rows = store.campuses_near(session, geom, radius)
     network, edge_batches = None, set()
     if any(r.metric == "walking" for r in applicable) and rows:
         edges = store.street_edges_near(session, geom, radius + WALK_MARGIN_M)

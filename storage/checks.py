@@ -38,15 +38,8 @@ def district_at(session: Session, geom: BaseGeometry) -> str | None:
     return None if row is None else row[0]
 
 
-_NEAR = driver_sql(
-    text(
-        """
-    WITH site AS (SELECT ST_GeomFromWKB(:wkb, 4326) AS g),
-    near AS (
-        SELECT c.id, c.school_id, c.name, c.geom, c.point_only, c.accuracy_m, c.batch_id
-        FROM campuses c, site
-        WHERE ST_DWithin(c.geom::geography, site.g::geography, :radius)
-    )
+# campuses within :radius of the site (geography index), their schools and their gates (as JSON)
+_CAMPUSES = """
     SELECT n.id, n.name, ST_AsBinary(n.geom) AS geom, n.point_only, n.accuracy_m, n.batch_id,
            s.id AS school_id, s.name AS school_name, s.levels, s.flags, s.opened, s.licensed,
            s.batch_id AS school_batch,
@@ -54,10 +47,17 @@ _NEAR = driver_sql(
                 'id', g.id, 'name', g.name, 'kind', g.kind, 'in_use', g.in_use,
                 'x', ST_X(g.geom), 'y', ST_Y(g.geom), 'batch_id', g.batch_id) ORDER BY g.id), '[]'::json)
             FROM gates g WHERE g.campus_id = n.id) AS gates
-    FROM near n JOIN schools s ON s.id = n.school_id
-    WHERE s.closed IS NULL OR s.closed > current_date
-    ORDER BY n.id
-    """
+    FROM campuses n JOIN schools s ON s.id = n.school_id
+    WHERE ST_DWithin(n.geom::geography, ST_GeogFromWKB(:wkb), :radius)
+      AND (s.closed IS NULL OR s.closed > current_date)
+"""
+_NEAR = driver_sql(text(_CAMPUSES + " ORDER BY n.id"))
+# the same, with the district of the site's point in the first column (one row of NULLs when no campus is near)
+_DISTRICT_AND_NEAR = driver_sql(
+    text(
+        "SELECT here.adcode, c.* FROM (SELECT (SELECT adcode FROM district_parts "
+        "WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) ORDER BY adcode DESC LIMIT 1) AS adcode) here "
+        "LEFT JOIN (" + _CAMPUSES + ") c ON true ORDER BY c.id"
     )
 )
 
@@ -68,6 +68,21 @@ def campuses_near(session: Session, geom: BaseGeometry, radius_m: float) -> list
     One round trip: campuses, their schools and their gates (as JSON).
     """
     rows = execute_on_driver(session, _NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m}).fetchall()
+    return _campus_rows(rows)
+
+
+def district_and_campuses_near(
+    session: Session, geom: BaseGeometry, radius_m: float
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """:func:`district_at` and :func:`campuses_near` in one round trip (a pre-check's reads)."""
+    point = geom if geom.geom_type == "Point" else geom.representative_point()
+    rows = execute_on_driver(
+        session, _DISTRICT_AND_NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m, "x": point.x, "y": point.y}
+    ).fetchall()
+    return rows[0][0], _campus_rows([r[1:] for r in rows if r[1] is not None])
+
+
+def _campus_rows(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     outlines = shapely.from_wkb([r[2] for r in rows])
     out = []
     for r, outline in zip(rows, outlines, strict=True):

@@ -280,3 +280,39 @@ def test_rules_in_force_by_place_and_district(nanjing, client, auth) -> None:  #
     nowhere = client.get("/v1/rules?lon=118.78&lat=32.04&crs=wgs84", headers=h).json()
     assert nowhere["flags"] == ["jurisdiction_unknown"]
     assert client.get("/v1/rules?lon=118.78&lat=32.04", headers=h).status_code == 422
+
+
+@pytest.mark.parametrize(("district", "found"), [("450302", True), ("500103", False)])
+def test_the_search_reaches_as_far_as_the_districts_own_rules(client, session, auth, district, found) -> None:  # noqa: ANN001
+    """Food stalls: 100 m from a gate in Guilin, 50 m in Chongqing; campuses are searched within the largest
+    limit + u + 300 m of the site's own district, whatever other packs say (a school 380 m away is the
+    nearest in Guilin, and beyond the search in Chongqing)."""
+    from geoalchemy2.shape import from_shape
+    from shapely.geometry import MultiPolygon
+
+    from storage.models import District
+    from tests.factories import add_school, offset, square
+
+    lon, lat = 110.30, 25.28
+    outline = MultiPolygon([square(*offset(lon, lat, east_m=-3000, north_m=-3000), 6000)])
+    session.add(District(adcode=district, name=district, level="county", parent_adcode=None,
+                         geom=from_shape(outline, srid=4326)))  # fmt: skip
+    gate = offset(lon, lat, east_m=380)
+    add_school(session, name="远处小学", outline=square(*offset(lon, lat, east_m=380), 120), levels=["primary"],
+               district=district, gates=[gate])  # fmt: skip
+    session.commit()
+    r = client.post(
+        "/v1/checks",
+        json={"category": "food_stall", "location": {"lon": lon, "lat": lat}, "crs": "wgs84"},
+        headers=auth("market_supervision"),
+    )
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["district"] == district
+    (rule,) = [x for x in answer["rules"] if x["rule_id"] == "food_stall.gate"]
+    assert rule["outcome"] == "allowed" and rule["within"] == []
+    if found:
+        assert rule["nearest"]["school_name"] == "远处小学"
+        assert rule["nearest"]["distance_m"] == pytest.approx(GEOD.inv(lon, lat, *gate)[2], abs=0.01)
+    else:
+        assert rule["nearest"] is None
