@@ -337,10 +337,9 @@ def _aeqd_inverse(lon0: float, lat0: float, xy: np.ndarray) -> np.ndarray:
 def _nearest_pair(site: BaseGeometry, other: BaseGeometry) -> tuple[float, Point, Point]:
     """Geodesic distance and nearest points (on ``site``, on ``other``) by re-centred AEQD."""
     if site.geom_type == "Point":
-        centre = (site.x, site.y)
-    else:
-        rep = site.representative_point()
-        centre = (rep.x, rep.y)
+        return _nearest_to_point(site, other)
+    rep = site.representative_point()
+    centre = (rep.x, rep.y)
     for _ in range(_RECENTRE_MAX):
         lon0, lat0 = centre
         site_p = shapely.transform(site, lambda c, lon0=lon0, lat0=lat0: _aeqd_forward(lon0, lat0, c))
@@ -362,6 +361,20 @@ def _nearest_pair(site: BaseGeometry, other: BaseGeometry) -> tuple[float, Point
     on_other = Point(found[1])
     dist = float(GEOD.inv(on_site.x, on_site.y, on_other.x, on_other.y)[2])
     return dist, on_site, on_other
+
+
+def _nearest_to_point(site: Point, other: BaseGeometry) -> tuple[float, Point, Point]:
+    """:func:`_nearest_pair` for a point site: one projection, centred on the site (the origin)."""
+    lon0, lat0 = site.x, site.y
+    other_p = shapely.transform(other, lambda c: _aeqd_forward(lon0, lat0, c))
+    origin = Point(0.0, 0.0)
+    near_other = nearest_points(origin, other_p)[1]
+    on_site = Point(lon0, lat0)
+    if origin.distance(near_other) == 0.0 or origin.intersects(other_p):
+        return 0.0, on_site, on_site  # the outline covers the site
+    projected = _aeqd_inverse(lon0, lat0, np.array([[near_other.x, near_other.y]]))[0]
+    on_other = Point(_exact_vertex(near_other, other, other_p, projected))
+    return float(GEOD.inv(lon0, lat0, on_other.x, on_other.y)[2]), on_site, on_other
 
 
 def _exact_vertex(found_p: Point, geom: BaseGeometry, geom_p: BaseGeometry, fallback: np.ndarray) -> np.ndarray:

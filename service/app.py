@@ -78,8 +78,9 @@ def create_app(
         app.state.engine = engine
         app.state.database_url = url
         app.state.sessionmaker = make_sessionmaker(engine)
-        # for work of one writing statement (a pre-check without an Idempotency-Key): no BEGIN/COMMIT round trips
-        app.state.autocommit_sessionmaker = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        # a connection for work of one writing statement (a pre-check without an Idempotency-Key): no session,
+        # no BEGIN and COMMIT round trips
+        app.state.autocommit_connect = engine.execution_options(isolation_level="AUTOCOMMIT").connect
         try:
             with session_scope(app.state.sessionmaker) as session:
                 ensure_departments(session, app.state.rules.departments)

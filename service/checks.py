@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shapely.geometry import Point, mapping, shape
 from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from geo.coords import check_lonlat, geometry_to_wgs84
@@ -154,7 +155,7 @@ def serialise(result: CheckResult, names: dict[Any, str]) -> list[dict[str, Any]
 
 
 def evaluate_request(
-    session: Session, req: CheckRequest, *, rules: RuleRegistry, school_accuracy_m: float
+    session: Session | Connection, req: CheckRequest, *, rules: RuleRegistry, school_accuracy_m: float
 ) -> dict[str, Any]:
     """Evaluate a request against today's store and rules; returns the answer (without id or map link)."""
     geom = req.site_geometry()
@@ -213,7 +214,7 @@ class Decided(NamedTuple):
 
 
 def run_check(
-    session: Session,
+    session: Session | Connection,
     req: CheckRequest,
     *,
     rules: RuleRegistry,

@@ -9,7 +9,7 @@ from typing import Any
 import shapely
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from geo.errors import NotFound
@@ -27,7 +27,7 @@ _DISTRICT_AT = driver_sql(
 )
 
 
-def district_at(session: Session, geom: BaseGeometry) -> str | None:
+def district_at(session: Session | Connection, geom: BaseGeometry) -> str | None:
     """The most specific district covering the geometry's representative point (None outside all).
 
     Tested against the districts' small pieces (``district_parts``): a point on a cut between two pieces is
@@ -62,7 +62,7 @@ _DISTRICT_AND_NEAR = driver_sql(
 )
 
 
-def campuses_near(session: Session, geom: BaseGeometry, radius_m: float) -> list[dict[str, Any]]:
+def campuses_near(session: Session | Connection, geom: BaseGeometry, radius_m: float) -> list[dict[str, Any]]:
     """Campuses whose outline lies within ``radius_m`` of the site (geography index), with their gates.
 
     One round trip: campuses, their schools and their gates (as JSON).
@@ -72,7 +72,7 @@ def campuses_near(session: Session, geom: BaseGeometry, radius_m: float) -> list
 
 
 def district_and_campuses_near(
-    session: Session, geom: BaseGeometry, radius_m: float
+    session: Session | Connection, geom: BaseGeometry, radius_m: float
 ) -> tuple[str | None, list[dict[str, Any]]]:
     """:func:`district_at` and :func:`campuses_near` in one round trip (a pre-check's reads)."""
     point = geom if geom.geom_type == "Point" else geom.representative_point()
@@ -127,7 +127,7 @@ _EDGES_NEAR = driver_sql(
 
 
 def street_edges_near(
-    session: Session, geom: BaseGeometry, radius_m: float
+    session: Session | Connection, geom: BaseGeometry, radius_m: float
 ) -> list[tuple[int, int, BaseGeometry, int | None]]:
     """Walkable street edges within ``radius_m`` of the site: (u, v, LineString, batch id)."""
     rows = execute_on_driver(session, _EDGES_NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m}).fetchall()
@@ -136,7 +136,7 @@ def street_edges_near(
 
 
 def save_decision(
-    session: Session,
+    session: Session | Connection,
     *,
     decision_id: uuid.UUID,
     token_id: int | None,

@@ -151,9 +151,12 @@ def client(app):  # noqa: ANN001, ANN201
     """A TestClient whose requests run inside the test's rolled-back transaction."""
     from fastapi.testclient import TestClient
 
+    from storage.database import session_scope
+
     application, factory = app
     with TestClient(application) as c:
-        application.state.sessionmaker = application.state.autocommit_sessionmaker = factory
+        application.state.sessionmaker = factory
+        application.state.autocommit_connect = lambda: session_scope(factory)
         yield c
 
 

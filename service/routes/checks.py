@@ -12,11 +12,13 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from shapely.geometry import Point
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
 from geo.coords import check_lonlat, point_to_wgs84
 from geo.errors import CoordinateError, InvalidInput, TooLarge
 from service.auth import requires
-from service.checks import CheckRequest, differences, evaluate_request, run_check
+from service.checks import CheckRequest, Decided, differences, evaluate_request, run_check
 from service.deps import OutCrsDep, SessionDep
 from service.geojson import convert_tree
 from service.idempotency import IdempotencyDep, KeyHeader, claim, fingerprint_if_keyed
@@ -43,22 +45,26 @@ async def create_check(
     out_crs: OutCrsDep = "wgs84",
 ) -> Response:
     # The hot path: one thread for all of it. The answer goes out as the JSON text stored with the decision,
-    # unless it must be converted or kept for a key. Without an Idempotency-Key, the check writes in one
-    # statement (the decision and its audit row), so it runs without a transaction of its own: no BEGIN and
-    # COMMIT round trips. With a key, the key's claim and the decision commit together.
+    # unless it must be converted or kept for a key.
     state = request.app.state
-    factory = state.sessionmaker if key is not None else state.autocommit_sessionmaker
+
+    def check(conn: Session | Connection) -> Decided:
+        decided = run_check(
+            conn, body, rules=state.rules, school_accuracy_m=state.settings.school_accuracy_m, token_id=token.id,
+            audit=lambda a: audit_row_for(request, a, prefix="a_"),
+        )  # fmt: skip
+        request.state.check_outcome = (decided.answer["outcome"], decided.answer["category"])
+        return decided
 
     def work() -> str:
-        with session_scope(factory) as session:
+        if key is None:
+            # one writing statement (the decision and its audit row): no transaction, no session of its own
+            with state.autocommit_connect() as conn:
+                answer, text = check(conn)
+            return text if out_crs == "wgs84" else json.dumps(convert_tree(answer, out_crs), ensure_ascii=False)
+        with session_scope(state.sessionmaker) as session:  # the key's claim and the decision commit together
             idem = claim(session, request, token, fingerprint, key)
-            answer, text = run_check(
-                session, body, rules=state.rules, school_accuracy_m=state.settings.school_accuracy_m,
-                token_id=token.id, audit=lambda a: audit_row_for(request, a, prefix="a_"),
-            )  # fmt: skip
-            request.state.check_outcome = (answer["outcome"], answer["category"])
-            if out_crs == "wgs84" and idem.key is None:
-                return text
+            answer, _ = check(session)
             return json.dumps(idem.save(convert_tree(answer, out_crs)), ensure_ascii=False)
 
     return Response(await anyio.to_thread.run_sync(work), media_type="application/json")
