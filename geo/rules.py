@@ -564,6 +564,7 @@ class RuleRegistry:
 
     def __init__(self, packs: Mapping[str, RulePack], *, default_adcode: str | None = None) -> None:
         self._packs = dict(packs)
+        self._max_distance: dict[str | None, float] = {}  # the packs never change: each answer is kept
         self.default_adcode = default_adcode
         content = [self._packs[k].canonical() for k in sorted(self._packs)]
         blob = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -709,15 +710,18 @@ class RuleRegistry:
 
     def max_distance_m(self, category: str | None = None) -> float:
         """The largest fixed distance over all packs, of ``category``'s rules if given (for spatial pre-filters)."""
-        return max(
-            (
-                r.distance_m
-                for p in self._packs.values()
-                for r in p.rules
-                if r.distance_m is not None and category in (None, r.category)
-            ),
-            default=0.0,
-        )
+        found = self._max_distance.get(category)
+        if found is None:
+            found = self._max_distance[category] = max(
+                (
+                    r.distance_m
+                    for p in self._packs.values()
+                    for r in p.rules
+                    if r.distance_m is not None and category in (None, r.category)
+                ),
+                default=0.0,
+            )
+        return found
 
     def all_rule_ids(self) -> set[str]:
         """Every rule id defined in any pack (staffing rules excluded)."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shapely.geometry import Point, mapping, shape
 from shapely.geometry.base import BaseGeometry
@@ -206,6 +206,11 @@ def evaluate_request(
     }
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as JSON text, as stored and sent (numpy numbers as numbers; NaN, which no answer holds, as null)."""
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
 class Decided(NamedTuple):
     """A stored decision: the answer, and the same answer as the JSON text stored (and sent as it is)."""
 
@@ -233,11 +238,11 @@ def run_check(
     inputs = req.model_dump(mode="json")
     if inputs.get("date") is None:
         inputs["date"] = answer["date"]
-    text = json.dumps(answer, ensure_ascii=False)
+    text = json_text(answer)
     store.save_decision(
         session, decision_id=decision_id, token_id=token_id, category=req.category, outcome=answer["outcome"],
         pack_version=rules.version, batch_ids=answer["data_batches"], district=answer["district"],
-        geom=shape(answer["location"]), inputs=inputs, result=text, audit=audit(answer) if audit else None,
+        geom=shape(answer["location"]), inputs=json_text(inputs), result=text, audit=audit(answer) if audit else None,
     )  # fmt: skip
     return Decided(answer, text)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 import uuid
 from pathlib import Path
@@ -18,7 +17,7 @@ from sqlalchemy.orm import Session
 from geo.coords import check_lonlat, point_to_wgs84
 from geo.errors import CoordinateError, InvalidInput, TooLarge
 from service.auth import requires
-from service.checks import CheckRequest, Decided, differences, evaluate_request, run_check
+from service.checks import CheckRequest, Decided, differences, evaluate_request, json_text, run_check
 from service.deps import OutCrsDep, SessionDep
 from service.geojson import convert_tree
 from service.idempotency import IdempotencyDep, KeyHeader, claim, fingerprint_if_keyed
@@ -61,11 +60,11 @@ async def create_check(
             # one writing statement (the decision and its audit row): no transaction, no session of its own
             with state.autocommit_connect() as conn:
                 answer, text = check(conn)
-            return text if out_crs == "wgs84" else json.dumps(convert_tree(answer, out_crs), ensure_ascii=False)
+            return text if out_crs == "wgs84" else json_text(convert_tree(answer, out_crs))
         with session_scope(state.sessionmaker) as session:  # the key's claim and the decision commit together
             idem = claim(session, request, token, fingerprint, key)
             answer, _ = check(session)
-            return json.dumps(idem.save(convert_tree(answer, out_crs)), ensure_ascii=False)
+            return json_text(idem.save(convert_tree(answer, out_crs)))
 
     return Response(await anyio.to_thread.run_sync(work), media_type="application/json")
 
