@@ -186,14 +186,11 @@ def assign_districts(session: Session, *, batch_id: int | None = None) -> None:
 
 
 def _district_parts(session: Session) -> None:
-    session.execute(text("DROP TABLE IF EXISTS district_parts"))
-    session.execute(
-        text(
-            "CREATE TEMP TABLE district_parts ON COMMIT DROP AS "
-            "SELECT adcode, ST_Subdivide(geom, 64) AS geom FROM districts"
-        )
-    )
-    session.execute(text("CREATE INDEX ON district_parts USING gist (geom)"))
+    """Bring the statistics of the districts' pieces up to date for the joins that follow.
+
+    ``district_parts`` (migration 0011) is kept by a trigger on ``districts``, in this import's transaction
+    too; fresh statistics let the planner probe its index rather than scan it for every row.
+    """
     session.execute(text("ANALYZE district_parts"))
 
 

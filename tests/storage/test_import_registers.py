@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 from pyproj import Geod
-from shapely.geometry import box, mapping
+from shapely.geometry import Point, box, mapping
 from sqlalchemy import text
 
 from geo.coords import point_from_wgs84
 from service.importing import ImportOptions, ImportRejected, import_cameras, import_districts, import_schools
+from storage.checks import district_at
 
 GEOD = Geod(ellps="WGS84")
 LON, LAT = 106.5516, 29.5630  # 渝中区
@@ -56,6 +57,11 @@ def test_register_csv_in_gcj02_with_districts(session_factory, session, tmp_path
     assert GEOD.inv(school.x, school.y, LON, LAT)[2] < 0.05
     assert rows["枇杷山幼儿园"].access_control is False
     assert rows["小天使看护点"].licensed is False and "unlicensed" in rows["小天使看护点"].flags
+    # the import assigned districts through the districts' pieces and left them in place for the pre-checks
+    assert district_at(session, Point(LON, LAT)) == "500103"
+    assert district_at(session, Point(107.5, 30.0)) == "500000"
+    kept = session.execute(text("SELECT count(*) FROM public.district_parts WHERE adcode = '500103'")).scalar()
+    assert kept >= 1
 
 
 def test_register_with_a_bad_level_is_rejected(session_factory, session, tmp_path: Path) -> None:  # noqa: ANN001

@@ -16,7 +16,7 @@ down_revision = "0010_findings_partitions"
 branch_labels = None
 depends_on = None
 
-#: the most vertices of a piece (storage.models.DISTRICT_PIECE_VERTICES; repeated: a migration is frozen)
+#: the most vertices of a piece
 _VERTICES = 64
 
 
