@@ -5,8 +5,9 @@ Usage:  ./run bench checks [--db safezone_bench] [--seconds 60] [--connections 8
 Needs the demo city loaded in the database named by --db (e.g. `SAFEZONE_DB_NAME=safezone_bench safezone demo
 --schools 10000 --premises 1000000`). Starts `safezone serve` on a free loopback port, loads it with Debian's
 `wrk` from a separate process (random sites over the city, keep-alive), then runs a bare psycopg loop with
-the campus query of a check, and prints checks/s, latency percentiles, audit (decision) rows written and the
-ratio. Targets (issue 4): ≥ 600 checks/s for 60 s, p99 ≤ 100 ms; ratio to the bare loop ≥ 25 %.
+the campus query of a check, and prints checks/s, latency percentiles, audit (decision) rows written, the CPU
+a check costs the server's processes, PostgreSQL and wrk (from /proc), and the ratio. Targets (issue 4):
+≥ 600 checks/s for 60 s, p99 ≤ 100 ms; ratio to the bare loop ≥ 25 %.
 
 The load is 8 keep-alive connections by default, two per server process: the machine is saturated either
 way, and more connections only lengthen the queue inside each process (on 2 cores, 16 connections give
@@ -18,10 +19,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -80,10 +83,12 @@ def main() -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
             fh.write(LUA % (x0, y0, x1, y1, token))
         subprocess.run(["wrk", "-t1", "-c4", "-d5s", "-s", fh.name, f"http://127.0.0.1:{port}"], capture_output=True)
+        cpu0, wrk0, t0 = _cpu(server.pid, dsn, args.db), resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
         out = subprocess.run(
             ["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", "-s", fh.name,
              f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
+        cpu1, wrk1, t1 = _cpu(server.pid, dsn, args.db), resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
     finally:
         server.terminate()
         server.wait(30)
@@ -94,14 +99,56 @@ def main() -> None:
     p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
     with psycopg.connect(dsn) as conn:
         written = conn.execute("SELECT count(*) FROM decisions").fetchone()[0] - before
+    n = rps * (t1 - t0)
+    used = {k: sum(v - cpu0[k].get(pid, 0.0) for pid, v in cpu1[k].items()) for k in cpu1}
+    used["wrk"] = (wrk1.ru_utime + wrk1.ru_stime) - (wrk0.ru_utime + wrk0.ru_stime)
     bare = _bare_loop(dsn, (x0, y0, x1, y1), seconds=min(20, args.seconds))
     print(f"load: wrk, {args.connections} keep-alive connections, {args.seconds} s; {args.workers} server processes")
     print(f"HTTP checks/s: {rps:.0f}  p99: {p99_ms:.1f} ms  non-2xx: {non2xx.group(1) if non2xx else 0}  "
           f"decisions written: {written}")  # fmt: skip
+    print(
+        "CPU per check: "
+        + ", ".join(f"{k} {1000 * v / n:.2f} ms" for k, v in used.items())
+        + f"  ({sum(used.values()) / (t1 - t0):.2f} of {os.cpu_count()} cores busy)"
+    )
     print(f"bare psycopg loop (same campus query, 1 connection): {bare:.0f} queries/s")
     print(f"ratio HTTP checks / bare queries: {rps / bare:.1%}  (aim ≥ 25%)")
     verdict = {True: "met", False: "NOT met"}
     print(f"targets: ≥ 600 checks/s {verdict[rps >= 600]}; p99 ≤ 100 ms {verdict[p99_ms <= 100]}")
+
+
+def _cpu(server_pid: int, dsn: str, db: str) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of the server's processes and of the database's backends for it (Linux ``/proc``)."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(stat.parent.name)] = int(fields[1])
+    tree, grown = {server_pid}, True
+    while grown:
+        more = {pid for pid, ppid in parent.items() if ppid in tree} - tree
+        tree |= more
+        grown = bool(more)
+    with psycopg.connect(dsn) as conn:
+        backends = set(
+            conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = 'safezone'", (db,)
+            ).fetchall()
+        )
+    return {"server processes": _seconds(tree), "PostgreSQL": _seconds({pid for (pid,) in backends})}
+
+
+def _seconds(pids: set[int]) -> dict[int, float]:
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def _wait(port: int) -> None:
