@@ -193,6 +193,10 @@ def _route(scope: Scope) -> str:
     return path or "unmatched"
 
 
+#: rate-limit syncs waiting or running, at most (each holds a small task; two run at a time)
+_MAX_PENDING_SYNCS = 64
+
+
 class OpsMiddleware:
     """Request id, limits, audit, access log and metrics around every HTTP request."""
 
@@ -201,6 +205,7 @@ class OpsMiddleware:
         self.fastapi_app = fastapi_app
         self.counter = ratelimit.RateCounter()
         self._syncs: set[asyncio.Future[int]] = set()
+        self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -292,8 +297,18 @@ class OpsMiddleware:
         )
 
     def _sync_soon(self, key: str) -> None:
-        """Share ``key``'s count in the background: no request waits for the database's count."""
-        task = asyncio.ensure_future(anyio.to_thread.run_sync(self._sync, key))
+        """Share ``key``'s count in the background: no request waits for the database's count.
+
+        Syncs run two at a time, in threads and on connections of their own (requests keep theirs), and at
+        most ``_MAX_PENDING_SYNCS`` wait: beyond that (a flood of new tokens, say) a caller's count stays in
+        this process until one of its later requests finds room.
+        """
+        if len(self._syncs) >= _MAX_PENDING_SYNCS:
+            self.counter.skip_sync(key)
+            return
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(2)
+        task = asyncio.ensure_future(anyio.to_thread.run_sync(self._sync, key, limiter=self._limiter))
         self._syncs.add(task)  # held until done (the loop keeps only weak references to tasks)
         task.add_done_callback(self._synced)
 

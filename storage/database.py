@@ -139,6 +139,9 @@ def execute_on_driver(session: Session | Connection, sql: str, params: dict[str,
     except psycopg.Error as exc:
         invalidated = conn.dialect.is_disconnect(exc, driver, None)
         if invalidated:
+            # as SQLAlchemy does on a disconnect: every connection the pool made before this one is replaced
+            # at its next checkout (after a database restart they are all dead), and this one now
+            conn.engine.pool._invalidate(conn.connection, exc)  # noqa: SLF001
             conn.invalidate(exc)
         raise DBAPIError.instance(
             sql, params, exc, psycopg.Error, connection_invalidated=invalidated, dialect=conn.dialect

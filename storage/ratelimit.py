@@ -94,6 +94,13 @@ class RateCounter:
             w.syncing = w.syncing or due
             return w.count, start + dt.timedelta(seconds=WINDOW_S), due
 
+    def skip_sync(self, key: str) -> None:
+        """Give up the sync :meth:`hit` asked for (no room for it now): a later hit asks again."""
+        with self._lock:
+            w = self._windows.get(key)
+            if w is not None:
+                w.syncing = False
+
     def sync(self, key: str, session_scope: Callable[[], AbstractContextManager[Session]]) -> int:
         """Add this process's pending hits of ``key`` to the shared count; returns the up-to-date count."""
         with self._lock:

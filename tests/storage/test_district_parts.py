@@ -78,3 +78,19 @@ def test_redrawn_and_removed_districts_are_followed(session) -> None:  # noqa: A
     session.flush()
     assert district_at(session, there) is None
     assert session.execute(text("SELECT count(*) FROM district_parts WHERE adcode = '450305'")).scalar() == 0
+
+
+def test_an_unchanged_outline_is_not_cut_again_and_truncation_clears(session) -> None:  # noqa: ANN001
+    d = _add(session, "450303", _wiggly(LON, LAT, 900))
+
+    def ids() -> set[int]:
+        return set(session.execute(text("SELECT id FROM district_parts WHERE adcode = '450303'")).scalars())
+
+    before = ids()
+    session.execute(text("UPDATE districts SET geom = geom, name = '叠彩区' WHERE adcode = '450303'"))
+    assert ids() == before  # an import setting every row again leaves the pieces alone
+    d.geom = from_shape(MultiPolygon([_wiggly(LON, LAT, 950)]), srid=4326)
+    session.flush()
+    assert ids() and ids().isdisjoint(before)
+    session.execute(text("TRUNCATE districts CASCADE"))
+    assert session.execute(text("SELECT count(*) FROM district_parts")).scalar() == 0

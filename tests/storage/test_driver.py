@@ -17,7 +17,7 @@ ECHO = driver_sql(text("SELECT CAST(:v AS int), 7 % 4"))
 
 @pytest.fixture
 def factory(database_url: str):  # noqa: ANN201
-    engine = make_engine(database_url, pool_size=1)
+    engine = make_engine(database_url, pool_size=2)
     yield make_sessionmaker(engine)
     engine.dispose()
 
@@ -40,14 +40,18 @@ def test_errors_are_sqlalchemys_and_name_the_value(factory) -> None:  # noqa: AN
     assert not err.value.connection_invalidated
 
 
-def test_a_dropped_connection_is_replaced(factory, engine) -> None:  # noqa: ANN001
-    with factory() as session:
-        pid = execute_on_driver(session, "SELECT pg_backend_pid()").fetchone()[0]
-        session.commit()
+def test_dropped_connections_are_all_replaced(factory, engine) -> None:  # noqa: ANN001
+    """As after a database restart: both pooled connections are dead; the first statement fails (503), and
+    the next request gets a new connection at once, not the other dead one."""
+    with factory() as a, factory() as b:  # two connections in the pool
+        pids = {execute_on_driver(s, "SELECT pg_backend_pid()").fetchone()[0] for s in (a, b)}
+    assert len(pids) == 2
     with engine.connect() as other:
-        assert other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+        for pid in pids:
+            assert other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
     with pytest.raises(DBAPIError) as err, session_scope(factory) as session:
         execute_on_driver(session, "SELECT 1")
     assert err.value.connection_invalidated
-    with session_scope(factory) as session:  # the pool's one connection is a new one
-        assert execute_on_driver(session, "SELECT pg_backend_pid()").fetchone()[0] != pid
+    for _ in range(2):
+        with session_scope(factory) as session:
+            assert execute_on_driver(session, "SELECT pg_backend_pid()").fetchone()[0] not in pids

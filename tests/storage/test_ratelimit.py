@@ -72,3 +72,13 @@ def test_a_failed_sync_keeps_the_hits_for_the_next(scope) -> None:  # noqa: ANN0
     count, _, due = counter.hit(key)
     assert (count, due) == (3, True)  # nothing lost, and a sync is due again at once
     assert counter.sync(key, scope) == 3
+
+
+def test_a_skipped_sync_is_asked_for_again() -> None:
+    key = uuid.uuid4().hex
+    counter = RateCounter(sync_every_s=60)
+    assert counter.hit(key)[2] is True
+    assert counter.hit(key)[2] is False  # one sync at a time
+    counter.skip_sync(key)  # no room for it
+    count, _, due = counter.hit(key)
+    assert (count, due) == (3, True)

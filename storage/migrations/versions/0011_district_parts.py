@@ -3,6 +3,9 @@ districts: finding the district of a site (every pre-check does) tests one small
 boundaries of hundreds or thousands of vertices, stored compressed; and a decision's stored answer compressed
 with lz4 (where the server has it) instead of pglz, which costs the pre-check's insert a tenth of its CPU
 
+Stop every process of the previous version before upgrading: its importers built a temporary table of the
+same name and dropped ``district_parts`` with it.
+
 Revision ID: 0011_district_parts
 Revises: 0010_findings_partitions
 """
@@ -27,9 +30,10 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX ix_district_parts_adcode ON district_parts (adcode)")
     op.execute("CREATE INDEX idx_district_parts_geom ON district_parts USING gist (geom)")
+    # the functions keep the search path of this migration: a data-only pg_restore runs with an empty one
     op.execute(
         f"""
-        CREATE FUNCTION district_parts_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION district_parts_sync() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
         BEGIN
             IF TG_OP IN ('UPDATE', 'DELETE') THEN
                 DELETE FROM district_parts WHERE adcode = OLD.adcode;
@@ -42,8 +46,22 @@ def upgrade() -> None:
         """
     )
     op.execute(
-        "CREATE TRIGGER districts_parts AFTER INSERT OR UPDATE OF adcode, geom OR DELETE ON districts "
+        "CREATE FUNCTION district_parts_clear() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$ "
+        "BEGIN TRUNCATE district_parts; RETURN NULL; END $$"
+    )
+    op.execute(
+        "CREATE TRIGGER districts_parts AFTER INSERT OR DELETE ON districts "
         "FOR EACH ROW EXECUTE FUNCTION district_parts_sync()"
+    )
+    # an import sets every row again: only a changed outline (or code) is cut again
+    op.execute(
+        "CREATE TRIGGER districts_parts_update AFTER UPDATE OF adcode, geom ON districts FOR EACH ROW "
+        "WHEN (OLD.adcode IS DISTINCT FROM NEW.adcode OR OLD.geom IS DISTINCT FROM NEW.geom) "
+        "EXECUTE FUNCTION district_parts_sync()"
+    )
+    op.execute(
+        "CREATE TRIGGER districts_parts_truncate AFTER TRUNCATE ON districts "
+        "FOR EACH STATEMENT EXECUTE FUNCTION district_parts_clear()"
     )
     op.execute(
         f"INSERT INTO district_parts (adcode, geom) SELECT adcode, ST_Subdivide(geom, {_VERTICES}) "
@@ -58,6 +76,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("ALTER TABLE decisions ALTER COLUMN result SET COMPRESSION default")
-    op.execute("DROP TRIGGER districts_parts ON districts")
+    for trigger in ("districts_parts", "districts_parts_update", "districts_parts_truncate"):
+        op.execute(f"DROP TRIGGER {trigger} ON districts")
     op.execute("DROP FUNCTION district_parts_sync()")
+    op.execute("DROP FUNCTION district_parts_clear()")
     op.execute("DROP TABLE district_parts")
