@@ -19,12 +19,12 @@ from storage.models import Decision
 
 # The statements of a pre-check run on the driver's connection (storage.database.execute_on_driver).
 
-_DISTRICT_AT = driver_sql(
-    text(
-        "SELECT adcode FROM district_parts WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) "
-        "ORDER BY adcode DESC LIMIT 1"
-    )
+# the most specific district covering the point (:x, :y), among the districts' pieces
+_DISTRICT_OF_POINT = (
+    "SELECT adcode FROM district_parts WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) "
+    "ORDER BY adcode DESC LIMIT 1"
 )
+_DISTRICT_AT = driver_sql(text(_DISTRICT_OF_POINT))
 
 
 def district_at(session: Session | Connection, geom: BaseGeometry) -> str | None:
@@ -55,9 +55,8 @@ _NEAR = driver_sql(text(_CAMPUSES + " ORDER BY n.id"))
 # the same, with the district of the site's point in the first column (one row of NULLs when no campus is near)
 _DISTRICT_AND_NEAR = driver_sql(
     text(
-        "SELECT here.adcode, c.* FROM (SELECT (SELECT adcode FROM district_parts "
-        "WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) ORDER BY adcode DESC LIMIT 1) AS adcode) here "
-        "LEFT JOIN (" + _CAMPUSES + ") c ON true ORDER BY c.id"
+        f"SELECT here.adcode, c.* FROM (SELECT ({_DISTRICT_OF_POINT}) AS adcode) here "
+        f"LEFT JOIN ({_CAMPUSES}) c ON true ORDER BY c.id"
     )
 )
 
