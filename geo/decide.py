@@ -367,6 +367,11 @@ def _limit(rule: Rule, site: Site) -> float:
 Walk = tuple[Point, int | str | None, Measurement | None]
 
 
+def _gates(rule: Rule, campus: CampusInfo) -> list[GateInfo]:
+    """The campus's in-use gates, when the rule measures from gates."""
+    return [g for g in campus.gates if g.in_use] if rule.measure_from == "gates" else []
+
+
 def _walks(rule: Rule, site: Site, campuses: Sequence[CampusInfo], network: Any) -> list[list[Walk]]:
     """Per campus, the walks to the site from each of its origins, all found in one network search.
 
@@ -375,8 +380,7 @@ def _walks(rule: Rule, site: Site, campuses: Sequence[CampusInfo], network: Any)
     """
     origins: list[list[tuple[Point, int | str | None]]] = []
     for campus in campuses:
-        gates = [g for g in campus.gates if g.in_use] if rule.measure_from == "gates" else []
-        here = [(g.point, g.gate_id) for g in gates]
+        here = [(g.point, g.gate_id) for g in _gates(rule, campus)]
         origins.append(here or [(distance_to_outline(site.point, campus.outline).from_point, None)])
     walked = iter(network.distances_to([p for here in origins for p, _ in here], site.point))
     return [[(p, gate_id, next(walked)) for p, gate_id in here] for here in origins]
@@ -393,7 +397,7 @@ def _measure(
     """
     flags: list[str] = []
     target = site.geometry if rule.measure_to == "footprint" else site.point
-    gates = [g for g in campus.gates if g.in_use] if rule.measure_from == "gates" else []
+    gates = _gates(rule, campus)
     if rule.measure_from == "gates" and not gates:
         flags.append("gate_unknown")
 

@@ -34,6 +34,7 @@ import anyio
 from fastapi import FastAPI, Request
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -206,6 +207,7 @@ class OpsMiddleware:
         self.counter = ratelimit.RateCounter()
         self._syncs: set[asyncio.Future[int]] = set()
         self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop
+        self._sync_sessions: sessionmaker[Session] | None = None  # made with the engine, in the lifespan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -314,8 +316,10 @@ class OpsMiddleware:
 
     def _sync(self, key: str) -> int:
         # a connection of its own, outside any request's transaction
-        engine = self.fastapi_app.state.engine
-        return self.counter.sync(key, lambda: session_scope(make_sessionmaker(engine)))
+        if self._sync_sessions is None:
+            self._sync_sessions = make_sessionmaker(self.fastapi_app.state.engine)
+        factory = self._sync_sessions
+        return self.counter.sync(key, lambda: session_scope(factory))
 
     def _synced(self, task: asyncio.Future[int]) -> None:
         self._syncs.discard(task)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -145,25 +144,21 @@ def save_decision(
     batch_ids: list[int],
     district: str | None,
     geom: BaseGeometry,
-    inputs: dict[str, Any] | str,
-    result: dict[str, Any] | str,
+    inputs: str,
+    result: str,
     audit: dict[str, Any] | None = None,
 ) -> None:
-    """Store a decision; with ``audit`` (``storage.audit.params(prefix="a_")``) its audit row too, in the same
-    statement. ``inputs`` and ``result`` may be given as JSON text already."""
+    """Store a decision (``inputs`` and ``result`` as JSON text); with ``audit``
+    (``storage.audit.params(prefix="a_")``) its audit row too, in the same statement."""
     execute_on_driver(
         session,
         _INSERT_DECISION_AUDITED if audit is not None else _INSERT_DECISION,
         (audit or {}) | {
             "id": decision_id, "token_id": token_id, "category": category, "outcome": outcome,
             "pack_version": pack_version, "batch_ids": batch_ids, "district": district,
-            "wkb": shapely.to_wkb(geom), "inputs": _text(inputs), "result": _text(result),
+            "wkb": shapely.to_wkb(geom), "inputs": inputs, "result": result,
         },
     )  # fmt: skip
-
-
-def _text(doc: dict[str, Any] | str) -> str:
-    return doc if isinstance(doc, str) else json.dumps(doc, ensure_ascii=False)
 
 
 _INSERT_DECISION_TEXT = (
