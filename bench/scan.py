@@ -112,7 +112,7 @@ def main() -> None:
     t_scan = time.perf_counter() - t0
     bound = result["bound_m"]
     print(
-        f"scan {result['scan_id']}: {t_scan:.2f} s  ({result['pairs']} pairs within {bound} m, "
+        f"scan {result['scan_id']}: {t_scan:.2f} s  ({result['candidates']} candidates within {bound} m, "
         f"{result['total']} findings {result['by_status']}, steps {result['timings']})"
     )
 

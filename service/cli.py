@@ -290,7 +290,7 @@ def scan(
     elapsed = time.monotonic() - t0
     out.print(
         f"scan {result['scan_id']} ({result['scan_date']}, rules {result['pack_version']}): {result['total']} "
-        f"findings, {result['pairs']} premises × campus pairs measured in {elapsed:.1f} s"
+        f"findings from {result['candidates']} candidates (premises × rule × campus within reach) in {elapsed:.1f} s"
     )
     for status, n in sorted(result["by_status"].items()):
         per_category = ", ".join(f"{c} {k}" for c, k in sorted(result["table"][status].items()))

@@ -184,7 +184,7 @@ class Premises(Base):
     uscc: Mapped[str | None] = mapped_column(String(18), index=True)
     categories: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
-    footprint: Mapped[Any | None] = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=False))
+    footprint: Mapped[Any | None] = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=True))
     protection_distance_m: Mapped[float | None] = mapped_column(Float)
     accuracy_m: Mapped[float | None] = mapped_column(Float)
     district_adcode: Mapped[str | None] = mapped_column(String(6), index=True)

@@ -3,17 +3,17 @@
 A scan judges every registered premises against every campus near it, per permit × rule (and per
 observed category with no permit: ``unlicensed``), in a handful of statements:
 
-1. the rules in force per district arrive as data (a temporary table, one row per adcode × rule);
-2. ``scan_campus``: protected campuses with their geography, in-use gates (a multipoint), review-band
-   accuracy and point-only radius;
-3. ``scan_pairs``: candidate premises × campus pairs found with the 2-D GiST index on ``premises.geom``
-   (longitude/latitude) probed by each campus's box grown by a *provably safe* bound in degrees (metres per
-   degree of longitude ≥ 111,319.49·cos φ_max, of latitude ≥ 110,574), then measured exactly: geodesic
-   ``geography`` distances on the WGS84 spheroid, only for those candidates;
-4. ``scan_units``: what is judged at each premises — each permit of a regulated category, and each
-   observed category with no permit;
-5. one ``INSERT … SELECT`` joins pairs × units × rules, classifies (``prohibited`` / ``review`` /
-   ``allowed`` as :func:`geo.decide.classify`) and maps the outcome through the truth table.
+1. the rules in force per district arrive as data (a table, one row per adcode × rule);
+2. ``scan_campus``: protected campuses with their geometry, in-use gates (a multipoint), review-band
+   accuracy, point-only radius and the scaled plane they are measured in;
+3. ``scan_cand``, one parallel statement: premises × campus pairs found through the GiST indexes (``_PAIRS``:
+   premises points, premises footprints, or the campuses' own index for premises with a large reach), joined
+   with what is judged at each premises (``_UNITS``) and the rules of its category and district, measured in
+   the campus's scaled plane; pairs provably outside their rule's reach are dropped there;
+4. the candidates near a decision threshold are measured again with the reference method (``geo.measure``),
+   far ones in a plane scaled at their mid-latitude;
+5. one ``INSERT … SELECT`` classifies (``prohibited`` / ``review`` / ``allowed`` as :func:`geo.decide.classify`)
+   and maps the outcome through the truth table into the scan's own findings table.
 
 Every function flushes into the caller's transaction; the caller commits. Rows leave as plain dicts.
 """
@@ -230,206 +230,118 @@ def _load_campuses(session: Session, settings: ScanSettings, campus_ids: Sequenc
     session.execute(text("ANALYZE scan_campus"))
 
 
-def _load_units(session: Session, *, on: dt.date, district: str | None = None, paired: bool = True) -> None:
-    """What is judged at each premises: its permits, and its observed categories with no permit.
+# --- candidates: every premises × campus pair near enough for some rule, joined with what is judged there ---
+#
+# The pairs come from three branches, each driven by the side with the index that suits it:
+#   A. premises known by a point: each campus probes the premises' point index with its box grown by the
+#      provably safe bound (metres per degree of longitude ≥ 111,319.49·cos φ_max, of latitude ≥ 110,574);
+#   B. premises with a footprint that holds their point: each campus probes the footprints' index (a footprint
+#      within the bound has its box within the grown box, and so has the point inside that box);
+#   C. the rest (a large protection distance, a poor position, a point outside its footprint's box): each
+#      probes the campus index with its own box grown by its own bound.
+# Each pair carries the campus's scaled-plane geometries (a plane scaled so that a degree of longitude and of
+# latitude have the same length at the campus) and what the findings need of the premises.
+_PAIRS = """
+SELECT p.id AS premises_id, coalesce(p.district_adcode, '')::text AS adcode,
+       coalesce(p.accuracy_m, 0)::float8 AS site_acc, p.protection_distance_m AS protection,
+       p.name AS pname, p.geom AS pgeom, p.footprint AS pfoot,
+       c.campus_id, c.school_id, c.school_name, c.opened, c.levels, c.acc, c.point_only, c.radius,
+       c.geom AS cgeom, c.gates_geom AS cgates, c.gs, c.gates_s, c.k, c.mlat
+FROM scan_campus c
+JOIN premises p ON p.geom && ST_Expand(c.geom, :bound1 * c.kx, :bound1 * :ky)
+WHERE p.footprint IS NULL AND coalesce(p.accuracy_m, 0) <= :acc1 AND coalesce(p.protection_distance_m, 0) <= :d_max
+  AND {district_p}
+UNION ALL
+SELECT p.id, coalesce(p.district_adcode, '')::text, coalesce(p.accuracy_m, 0)::float8, p.protection_distance_m,
+       p.name, p.geom, p.footprint,
+       c.campus_id, c.school_id, c.school_name, c.opened, c.levels, c.acc, c.point_only, c.radius,
+       c.geom, c.gates_geom, c.gs, c.gates_s, c.k, c.mlat
+FROM scan_campus c
+JOIN premises p ON p.footprint && ST_Expand(c.geom, :bound1 * c.kx, :bound1 * :ky)
+WHERE p.footprint ~ p.geom AND coalesce(p.accuracy_m, 0) <= :acc1 AND coalesce(p.protection_distance_m, 0) <= :d_max
+  AND {district_p}
+UNION ALL
+SELECT p.id, coalesce(p.district_adcode, '')::text, coalesce(p.accuracy_m, 0)::float8, p.protection_distance_m,
+       p.name, p.geom, p.footprint,
+       c.campus_id, c.school_id, c.school_name, c.opened, c.levels, c.acc, c.point_only, c.radius,
+       c.geom, c.gates_geom, c.gs, c.gates_s, c.k, c.mlat
+FROM premises p
+CROSS JOIN LATERAL (SELECT CASE WHEN p.footprint IS NULL THEN p.geom ELSE ST_Collect(p.footprint, p.geom) END AS shape,
+                           greatest(:d_max, coalesce(p.protection_distance_m, 0)) + coalesce(p.accuracy_m, 0)
+                             + :school_acc + :radius AS bound) b
+JOIN scan_campus c ON c.geom && ST_Expand(ST_Envelope(b.shape),
+        b.bound * :safety / (:m_lon * cos(radians(least(89.0, greatest(abs(ST_YMin(b.shape)), abs(ST_YMax(b.shape)))
+                                                               + b.bound / :m_lat + 0.05)))),
+        b.bound * :ky)
+WHERE (coalesce(p.accuracy_m, 0) > :acc1 OR coalesce(p.protection_distance_m, 0) > :d_max
+       OR (p.footprint IS NOT NULL AND NOT p.footprint ~ p.geom))
+  AND {district_p}
+"""
 
-    ``paired``: only the premises in ``scan_pairs`` (an edit's few); otherwise every premises (of ``district``):
-    a full scan pairs most of them, and reading the pairs' distinct premises first costs more (0.65 s of 3.1 s
-    on the 1M city). A permit that is not in force is judged (as ``unlicensed``) only when no permit of its
-    category at the premises is.
-    """
-    session.execute(text("DROP TABLE IF EXISTS scan_units"))
-    if paired:
-        scope = "JOIN (SELECT DISTINCT premises_id AS id FROM scan_pairs) sc ON sc.id = {}"
-    elif district:
-        scope = "JOIN premises sc ON sc.id = {} AND sc.district_adcode LIKE CAST(:district_like AS text)"
-    else:
-        scope = ""
-    session.execute(
-        _sql(
-            session,
-            f"""
-            CREATE TEMP TABLE scan_units ON COMMIT DROP AS
-            SELECT premises_id, permit_pk, permit_no, category, active, issued, expires,
-                   CASE WHEN active THEN NULL
-                        WHEN status = 'active' THEN 'permit_expired'
-                        ELSE 'permit_' || status END AS unit_flag
-            FROM (
-                SELECT a.*, bool_or(a.active) OVER (PARTITION BY a.premises_id, a.category) AS any_active
-                FROM (
-                    SELECT pm.premises_id, pm.id AS permit_pk, pm.permit_id AS permit_no, pm.category, pm.status,
-                           pm.issued, pm.expires,
-                           (pm.status = 'active' AND (pm.expires IS NULL OR pm.expires >= :on)) AS active
-                    FROM permits pm {scope.format("pm.premises_id")}
-                    WHERE pm.category IN (SELECT category FROM scan_rules)
-                ) a
-            ) b
-            WHERE active OR NOT any_active
-            UNION ALL
-            SELECT p.id, NULL, NULL, oc.cat, false, NULL, NULL, 'no_permit'
-            FROM premises p {scope.format("p.id")}
-            CROSS JOIN LATERAL unnest(p.categories) AS oc(cat)
-            WHERE p.categories && (SELECT array_agg(DISTINCT category) FROM scan_rules)
-              AND oc.cat IN (SELECT category FROM scan_rules)
-              AND NOT EXISTS (SELECT 1 FROM permits q WHERE q.premises_id = p.id AND q.category = oc.cat)
-            """,
-        ),
-        {"on": on, "district_like": _like(district)},
-    )
-    session.execute(text("CREATE INDEX ON scan_units (premises_id)"))
-    session.execute(text("ANALYZE scan_units (premises_id)"))  # the row count and the join key: no more
+#: What is judged at a premises: each permit of a regulated category (``active``: in force on the scan date),
+#: and each observed category with no permit of it on record. A permit not in force is judged (as
+#: ``unlicensed``) only when no permit of its category at the premises is: that is settled among the
+#: candidates (``_JUDGE``), where such an in-force permit meets the same campuses and rules.
+_UNITS = """
+SELECT pm.premises_id, pm.id AS permit_pk, pm.permit_id AS permit_no, pm.category::text AS category,
+       (pm.status = 'active' AND (pm.expires IS NULL OR pm.expires >= :on)) AS active, pm.issued, pm.expires,
+       CASE WHEN pm.status = 'active' AND (pm.expires IS NULL OR pm.expires >= :on) THEN NULL
+            WHEN pm.status = 'active' THEN 'permit_expired'
+            ELSE 'permit_' || pm.status END AS unit_flag
+FROM permits pm {scope_pm}
+WHERE pm.category = ANY (CAST(:categories AS text[]))
+UNION ALL
+SELECT p.id, NULL, NULL, oc.cat, false, NULL, NULL, 'no_permit'
+FROM premises p {scope_p}
+CROSS JOIN LATERAL unnest(p.categories) AS oc(cat)
+WHERE p.categories && CAST(:categories AS text[]) AND oc.cat = ANY (CAST(:categories AS text[]))
+  AND NOT EXISTS (SELECT 1 FROM permits q WHERE q.premises_id = p.id AND q.category = oc.cat)
+"""
 
-
-def _like(district: str | None) -> str | None:
-    if district is None:
-        return None
-    if district.endswith("0000"):
-        return district[:2] + "%"
-    if district.endswith("00"):
-        return district[:4] + "%"
-    return district
-
-
-def _pair(session: Session, *, district: str | None) -> tuple[float, int]:
-    """Candidate premises × campus pairs with their exact geodesic distances; returns (bound, pairs)."""
-    limits = session.execute(
-        text(
-            """
-            SELECT (SELECT coalesce(max(distance_m), 0) FROM scan_rules),
-                   (SELECT coalesce(max(acc), 0) FROM scan_campus),
-                   (SELECT coalesce(max(radius) FILTER (WHERE point_only), 0) FROM scan_campus)
-            """
-        )
-    ).one()
-    d_max, school_acc, radius = (float(v) for v in limits)
-    bound1 = d_max + _PASS1_SITE_ACCURACY_M + school_acc + radius
-    session.execute(text("DROP TABLE IF EXISTS scan_pairs"))
-    params = {
-        "bound1": bound1,
-        "ky": _SAFETY / _M_PER_DEG_LAT_MIN,
-        "acc1": _PASS1_SITE_ACCURACY_M,
-        "d_max": d_max,
-        "school_acc": school_acc,
-        "radius": radius,
-        "safety": _SAFETY,
-        "m_lon": _M_PER_DEG_LON_EQ,
-        "m_lat": _M_PER_DEG_LAT_MIN,
-        "district": district,
-        "district_like": _like(district),
-        "abs_m": _APPROX_ABS_M,
-        "rel": _APPROX_REL,
-    }
-    # pass 1: each campus probes the premises index with its box grown by the safe bound; candidates get
-    # an approximate distance in the campus's scaled plane (the reference distance comes in the judging, near
-    # the thresholds). One CREATE … AS SELECT, which parallel workers can share in a full scan.
-    session.execute(
-        _sql(
-            session,
-            """
-            CREATE TEMP TABLE scan_pairs ON COMMIT DROP AS
-            SELECT p.id AS premises_id, c.campus_id, coalesce(p.district_adcode, '')::text AS adcode,
-                   coalesce(p.accuracy_m, 0)::float8 AS site_acc, p.protection_distance_m AS protection,
-                   ST_Distance(c.gs, ST_Scale(p.geom, c.k, 1)) * c.mlat AS a_bl, NULL::float8 AS a_bf,
-                   ST_Distance(c.gates_s, ST_Scale(p.geom, c.k, 1)) * c.mlat AS a_gl, NULL::float8 AS a_gf
-            FROM scan_campus c
-            JOIN premises p ON p.geom && ST_Expand(c.geom, :bound1 * c.kx, :bound1 * :ky)
-            WHERE p.footprint IS NULL AND coalesce(p.accuracy_m, 0) <= :acc1
-              AND coalesce(p.protection_distance_m, 0) <= :d_max
-              AND (CAST(:district AS text) IS NULL OR p.district_adcode LIKE CAST(:district_like AS text))
-              AND ST_Distance(c.gs, ST_Scale(p.geom, c.k, 1)) * c.mlat * (1 - :rel) <= :bound1 + :abs_m
-            """,
-        ),
-        params,
-    )
-    # pass 2: footprints, large protection distances, poor positions: each probes the campus index
-    session.execute(text("DROP TABLE IF EXISTS scan_p2"))
-    session.execute(
-        _sql(
-            session,
-            """
-            CREATE TEMP TABLE scan_p2 ON COMMIT DROP AS
-            SELECT b.*, ST_Expand(ST_Envelope(b.shape),
-                       b.bound * :safety / (:m_lon * cos(radians(least(89.0, greatest(abs(ST_YMin(b.shape)),
-                           abs(ST_YMax(b.shape))) + b.bound / :m_lat + 0.05)))),
-                       b.bound * :ky) AS box
-            FROM (SELECT p.id, p.geom, p.footprint, coalesce(p.district_adcode, '') AS adcode,
-                         coalesce(p.accuracy_m, 0) AS site_acc, p.protection_distance_m AS protection,
-                         coalesce(p.footprint, p.geom) AS shape,
-                         greatest(:d_max, coalesce(p.protection_distance_m, 0))
-                           + coalesce(p.accuracy_m, 0) + :school_acc + :radius AS bound
-                  FROM premises p
-                  WHERE (p.footprint IS NOT NULL OR coalesce(p.accuracy_m, 0) > :acc1
-                         OR coalesce(p.protection_distance_m, 0) > :d_max)
-                    AND (CAST(:district AS text) IS NULL OR p.district_adcode LIKE CAST(:district_like AS text))) b
-            """,
-        ),
-        params,
-    )
-    _parallel(session, "scan_p2")
-    session.execute(text("ANALYZE scan_p2 (id)"))
-    # every pair whose boxes meet (the candidates' filter drops those beyond their limits): one CREATE … AS
-    # SELECT that parallel workers can share, then added to pass 1's
-    session.execute(text("DROP TABLE IF EXISTS scan_pairs2"))
-    session.execute(
-        _sql(
-            session,
-            """
-            CREATE TEMP TABLE scan_pairs2 ON COMMIT DROP AS
-            SELECT q.id AS premises_id, c.campus_id, q.adcode::text AS adcode, q.site_acc::float8 AS site_acc,
-                   q.protection,
-                   ST_Distance(c.gs, ST_Scale(q.geom, c.k, 1)) * c.mlat AS a_bl,
-                   ST_Distance(c.gs, ST_Scale(q.footprint, c.k, 1)) * c.mlat AS a_bf,
-                   ST_Distance(c.gates_s, ST_Scale(q.geom, c.k, 1)) * c.mlat AS a_gl,
-                   ST_Distance(c.gates_s, ST_Scale(q.footprint, c.k, 1)) * c.mlat AS a_gf
-            FROM scan_p2 q
-            JOIN scan_campus c ON c.geom && q.box
-            """,
-        ),
-        params,
-    )
-    session.execute(text("INSERT INTO scan_pairs SELECT * FROM scan_pairs2"))
-    n = session.execute(text("SELECT count(*) FROM scan_pairs")).scalar_one()
-    session.execute(text("ANALYZE scan_pairs (premises_id, campus_id, adcode)"))
-    return bound1, int(n)
-
-
-# what each pair is judged on: pairs × units (by premises) × rules (category, district) × campus, with the
-# scaled-plane distance of the rule's method (gates or boundary) to its target (point or footprint)
+# pairs × units (by premises) × rules (category, district): the scaled-plane distance of the rule's method
+# (gates or boundary) to its target (point or footprint), the review band's parts, the flags, and the nearest
+# points (in a plane scaled at the premises' latitude: k = cos φ (1 − e² sin² φ) / (1 − e²)); pairs certainly
+# outside their rule's reach are dropped (the approximation's error is far below the margin)
 _CANDIDATES = """
 CREATE TEMP TABLE scan_cand ON COMMIT DROP AS
 SELECT v.* FROM (
     SELECT pr.premises_id, pr.campus_id, pr.adcode, un.permit_pk, un.permit_no, un.active,
            un.issued, un.expires, r.rule_id, r.category, r.applies_new, r.existing,
-           r.effective_from, r.lead, r.coop, c.school_id, c.school_name, c.opened,
-           (r.measure_to = 'footprint' AND pr.a_bf IS NOT NULL) AS to_fp,
-           CASE WHEN r.measure_from = 'gates' AND c.gates IS NOT NULL THEN
-                     CASE WHEN r.measure_to = 'footprint' AND pr.a_gf IS NOT NULL THEN pr.a_gf
-                          ELSE pr.a_gl END
-                WHEN r.measure_to = 'footprint' AND pr.a_bf IS NOT NULL THEN pr.a_bf
-                ELSE pr.a_bl END AS da,
-           CASE WHEN r.measure_from = 'gates' AND c.gates IS NOT NULL THEN 'gates' ELSE 'boundary' END
-               AS method,
+           r.effective_from, r.lead, r.coop, pr.school_id, pr.school_name, pr.opened,
+           pr.pname, pr.pgeom, pr.pfoot, g.to_fp, g.method,
+           ST_Distance(g.src_s, ST_Scale(g.dst, pr.k, 1)) * pr.mlat AS da,
            coalesce(r.distance_m, pr.protection) AS lim,
-           pr.site_acc + c.acc AS u,
-           CASE WHEN c.point_only THEN c.radius ELSE 0 END AS rad,
-           ((r.measure_from = 'gates' AND c.gates IS NULL) OR r.metric = 'walking') AS under,
+           pr.site_acc + pr.acc AS u,
+           CASE WHEN pr.point_only THEN pr.radius ELSE 0 END AS rad,
+           ((r.measure_from = 'gates' AND pr.cgates IS NULL) OR r.metric = 'walking') AS under,
            array_remove(ARRAY[
                CASE WHEN r.juris_unknown THEN 'jurisdiction_unknown' END,
-               CASE WHEN r.measure_from = 'gates' AND c.gates IS NULL THEN 'gate_unknown' END,
+               CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NULL THEN 'gate_unknown' END,
                CASE WHEN r.metric = 'walking' THEN 'network_unavailable' END,
-               CASE WHEN c.point_only THEN 'school_point_only' END,
-               CASE WHEN cardinality(c.levels) = 0 THEN 'level_unknown' END,
+               CASE WHEN pr.point_only THEN 'school_point_only' END,
+               CASE WHEN cardinality(pr.levels) = 0 THEN 'level_unknown' END,
                un.unit_flag,
                CASE WHEN un.active AND un.issued IS NULL THEN 'issue_date_unknown' END
-           ], NULL) AS flags
-    FROM scan_pairs pr
-    JOIN scan_units un ON un.premises_id = pr.premises_id
+           ], NULL) AS flags,
+           ST_Scale(ST_ClosestPoint(ST_Scale(g.src, g.kp, 1), ST_Scale(g.dst, g.kp, 1)), 1 / g.kp, 1) AS from_geom,
+           CASE WHEN GeometryType(g.dst) = 'POINT' THEN g.dst
+                ELSE ST_Scale(ST_ClosestPoint(ST_Scale(g.dst, g.kp, 1), ST_Scale(g.src, g.kp, 1)), 1 / g.kp, 1)
+           END AS to_geom
+    FROM ({pairs}) pr
+    JOIN {units} un ON un.premises_id = pr.premises_id
     JOIN scan_rules r ON r.category = un.category AND r.adcode = pr.adcode
-    JOIN scan_campus c ON c.campus_id = pr.campus_id
-    WHERE (cardinality(c.levels) = 0 OR c.levels && r.levels)
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN 'gates' ELSE 'boundary' END AS method,
+               (r.measure_to = 'footprint' AND pr.pfoot IS NOT NULL) AS to_fp,
+               CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN pr.gates_s ELSE pr.gs END AS src_s,
+               CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN pr.cgates ELSE pr.cgeom END AS src,
+               CASE WHEN r.measure_to = 'footprint' AND pr.pfoot IS NOT NULL THEN pr.pfoot ELSE pr.pgeom END AS dst,
+               cos(radians(ST_Y(pr.pgeom))) * (1 - 0.00669437999014 * sin(radians(ST_Y(pr.pgeom))) ^ 2)
+                   / (1 - 0.00669437999014) AS kp
+    ) g
+    WHERE (cardinality(pr.levels) = 0 OR pr.levels && r.levels)
       AND coalesce(r.distance_m, pr.protection) IS NOT NULL
 ) v
--- certainly outside (the approximation's error is far below this margin)
 WHERE v.da <= v.lim + v.u + v.rad + :abs_m + :rel * v.da
 """
 
@@ -443,9 +355,8 @@ _NEAR_THRESHOLD = """
 _PAIR_GEOMETRIES = """
 FROM scan_cand cd
 JOIN scan_campus c ON c.campus_id = cd.campus_id
-JOIN premises p ON p.id = cd.premises_id
 CROSS JOIN LATERAL (SELECT CASE WHEN cd.method = 'gates' THEN c.gates_geom ELSE c.geom END AS src,
-                           CASE WHEN cd.to_fp THEN p.footprint ELSE p.geom END AS dst) g
+                           CASE WHEN cd.to_fp THEN cd.pfoot ELSE cd.pgeom END AS dst) g
 """
 _TO_REFINE = f"""
 SELECT DISTINCT ON (cd.premises_id, cd.campus_id, cd.method, cd.to_fp)
@@ -473,28 +384,26 @@ MIDLATITUDE_DISTANCE = """
 
 # far pairs (beyond _FAR_M, within _PLANE_MAX_M) not near a threshold: the reported distance from the
 # mid-latitude plane (the decision is already certain; the campus plane's error there may exceed a centimetre)
-_FAR_EXACT = f"""
-INSERT INTO scan_exact (premises_id, campus_id, method, to_fp, d)
+_FAR = f"""
+CREATE TEMP TABLE scan_far ON COMMIT DROP AS
 SELECT DISTINCT ON (cd.premises_id, cd.campus_id, cd.method, cd.to_fp)
        cd.premises_id, cd.campus_id, cd.method, cd.to_fp,
-       {MIDLATITUDE_DISTANCE.replace("src", "g.src").replace("dst", "g.dst")}
+       {MIDLATITUDE_DISTANCE.replace("src", "g.src").replace("dst", "g.dst")} AS d
 {_PAIR_GEOMETRIES}
 WHERE cd.da > :far_m AND cd.da <= :plane_max_m AND NOT {_NEAR_THRESHOLD}
 """
 
-# the nearest point of geometry A to geometry B, found in a plane scaled locally so that a degree of
-# longitude and of latitude have the same length at latitude :lat (WGS84: k = cos φ (1 − e² sin² φ) / (1 − e²))
+# the candidates with their distances (reference near the thresholds, mid-latitude plane when far), classified
+# (geo.decide.classify) and mapped through the truth table; a permit not in force is dropped where a permit in
+# force of its category at the premises meets the same campus and rule
 _JUDGE = """
 INSERT INTO {table} (scan_id, premises_id, permit_id, permit_no, premises_name, rule_id, category, status,
                       due_date, school_id, school_name, campus_id, distance_m, limit_m, u_m, margin_m, method,
                       district_adcode, lead_department, cooperating_departments, flags, geom, from_geom, to_geom)
-SELECT :scan_id, y.premises_id, y.permit_pk, y.permit_no, y.name, y.rule_id, y.category, y.status,
+SELECT :scan_id, y.premises_id, y.permit_pk, y.permit_no, y.pname, y.rule_id, y.category, y.status,
        CASE WHEN y.status = 'nonconforming' AND y.existing = 'not_renewed' THEN y.expires END,
        y.school_id, y.school_name, y.campus_id, y.d, y.lim, y.u, y.d - y.lim, y.method,
-       nullif(y.adcode, ''), y.lead, y.coop, y.flags, y.pgeom,
-       ST_Scale(ST_ClosestPoint(ST_Scale(y.src, y.k, 1), ST_Scale(y.dst, y.k, 1)), 1 / y.k, 1),
-       CASE WHEN GeometryType(y.dst) = 'POINT' THEN y.dst
-            ELSE ST_Scale(ST_ClosestPoint(ST_Scale(y.dst, y.k, 1), ST_Scale(y.src, y.k, 1)), 1 / y.k, 1) END
+       nullif(y.adcode, ''), y.lead, y.coop, y.flags, y.pgeom, y.from_geom, y.to_geom
 FROM (
     SELECT x.*,
            CASE WHEN x.outcome = 'review' THEN 'review'
@@ -503,26 +412,24 @@ FROM (
                 WHEN x.issued >= greatest(x.effective_from, x.opened) THEN
                      CASE WHEN x.applies_new THEN 'violation' END
                 WHEN x.existing = 'prohibited' THEN 'violation'
-                ELSE 'nonconforming' END AS status,
-           cos(radians(ST_Y(x.pgeom))) * (1 - 0.00669437999014 * sin(radians(ST_Y(x.pgeom))) ^ 2)
-               / (1 - 0.00669437999014) AS k,
-           CASE WHEN x.method = 'gates' THEN c.gates_geom ELSE c.geom END AS src,
-           CASE WHEN x.to_fp THEN x.pfoot ELSE x.pgeom END AS dst,
-           x.pname AS name
+                ELSE 'nonconforming' END AS status
     FROM (
         SELECT w.*,
                CASE WHEN w.d - :res > w.lim + w.u + w.rad THEN 'allowed'
                     WHEN NOT w.under AND w.d - :res <= w.lim - w.u THEN 'prohibited'
                     ELSE 'review' END AS outcome
         FROM (
-            SELECT cd.*, coalesce(ex.d, cd.da) AS d, p0.geom AS pgeom, p0.footprint AS pfoot, p0.name AS pname
+            SELECT cd.*, coalesce(ex.d, fa.d, cd.da) AS d
             FROM scan_cand cd
             LEFT JOIN scan_exact ex ON ex.premises_id = cd.premises_id AND ex.campus_id = cd.campus_id
                                    AND ex.method = cd.method AND ex.to_fp = cd.to_fp
-            JOIN premises p0 ON p0.id = cd.premises_id
+            LEFT JOIN scan_far fa ON fa.premises_id = cd.premises_id AND fa.campus_id = cd.campus_id
+                                 AND fa.method = cd.method AND fa.to_fp = cd.to_fp
+            WHERE cd.active
+               OR (cd.premises_id, cd.campus_id, cd.rule_id) NOT IN (SELECT a.premises_id, a.campus_id, a.rule_id
+                                                                     FROM scan_cand a WHERE a.active)
         ) w
     ) x
-    JOIN scan_campus c ON c.campus_id = x.campus_id
     WHERE x.outcome <> 'allowed'
 ) y
 WHERE y.status IS NOT NULL
@@ -538,9 +445,74 @@ _FAR_M = 400.0
 _PLANE_MAX_M = 3_000.0
 
 
+def _like(district: str | None) -> str | None:
+    if district is None:
+        return None
+    if district.endswith("0000"):
+        return district[:2] + "%"
+    if district.endswith("00"):
+        return district[:4] + "%"
+    return district
+
+
+def _pair_params(session: Session, district: str | None) -> dict[str, Any]:
+    """The search bounds of the campuses in ``scan_campus`` under the rules in ``scan_rules``."""
+    limits = session.execute(
+        text(
+            """
+            SELECT (SELECT coalesce(max(distance_m), 0) FROM scan_rules),
+                   (SELECT coalesce(max(acc), 0) FROM scan_campus),
+                   (SELECT coalesce(max(radius) FILTER (WHERE point_only), 0) FROM scan_campus),
+                   (SELECT coalesce(array_agg(DISTINCT category), '{}') FROM scan_rules)
+            """
+        )
+    ).one()
+    d_max, school_acc, radius = (float(v) for v in limits[:3])
+    return {
+        "bound1": d_max + _PASS1_SITE_ACCURACY_M + school_acc + radius,
+        "ky": _SAFETY / _M_PER_DEG_LAT_MIN,
+        "acc1": _PASS1_SITE_ACCURACY_M,
+        "d_max": d_max,
+        "school_acc": school_acc,
+        "radius": radius,
+        "safety": _SAFETY,
+        "m_lon": _M_PER_DEG_LON_EQ,
+        "m_lat": _M_PER_DEG_LAT_MIN,
+        "district_like": _like(district),
+        "categories": list(limits[3]),
+    }
+
+
+def _units_sql(scope: str | None) -> str:
+    """``_UNITS`` for every premises, or for those ``scope`` joins in (``{}``: the premises id column)."""
+    return _UNITS.replace("{scope_pm}", scope.format("pm.premises_id") if scope else "").replace(
+        "{scope_p}", scope.format("p.id") if scope else ""
+    )
+
+
+def _pairs_sql(district: str | None) -> str:
+    return _PAIRS.replace(
+        "{district_p}", "true" if district is None else "p.district_adcode LIKE CAST(:district_like AS text)"
+    )
+
+
+def _candidates(session: Session, params: Mapping[str, Any], *, district: str | None, units: str) -> int:
+    """``scan_cand``: the candidates of the campuses in ``scan_campus`` (``units``: the units' subquery or table);
+    returns how many."""
+    session.execute(text("DROP TABLE IF EXISTS scan_cand"))
+    # the joins in the order written: pairs × units (by premises) × rules (category, district); left to itself
+    # the planner multiplies pairs by every rule of their district first
+    session.execute(text("SET LOCAL join_collapse_limit = 1"))
+    statement = _CANDIDATES.replace("{pairs}", _pairs_sql(district)).replace("{units}", units)
+    n = session.execute(_sql(session, statement), {**params, "abs_m": _APPROX_ABS_M, "rel": _APPROX_REL}).rowcount
+    session.execute(text("RESET join_collapse_limit"))
+    session.execute(text("ANALYZE scan_cand (premises_id, campus_id, rule_id, active, da)"))
+    return int(n)
+
+
 def _refine(session: Session) -> int:
-    """Measure the pairs near a threshold with the reference method, and the far ones in the mid-latitude
-    plane, into ``scan_exact``; returns how many were measured with the reference method."""
+    """Measure the pairs near a threshold with the reference method (``scan_exact``), and the far ones in the
+    mid-latitude plane (``scan_far``); returns how many were measured with the reference method."""
     from geo.measure import distance_to_gates, distance_to_outline
 
     params = {"band_abs": _BAND_ABS_M, "band_sq": _BAND_SQ, "far_m": _FAR_M, "plane_max_m": _PLANE_MAX_M}
@@ -561,22 +533,15 @@ def _refine(session: Session) -> int:
          ("d", "float8")],
         out,
     )  # fmt: skip
-    session.execute(text(_FAR_EXACT), params)
-    session.execute(text("CREATE INDEX ON scan_exact (premises_id, campus_id)"))
+    session.execute(text("DROP TABLE IF EXISTS scan_far"))
+    session.execute(_sql(session, _FAR), params)
+    session.execute(text("ANALYZE scan_far"))
     return len(out)
 
 
 def _judge(session: Session, scan_id: int, timings: dict[str, float], *, table: str = "findings") -> int:
-    """Candidates, reference distances near the thresholds, findings (into ``table``); returns how many pairs
-    were refined."""
-    t0 = time.perf_counter()
-    # the joins in the order written: pairs × units (by premises) × rules (category, district) × campus; left
-    # to itself the planner multiplies pairs by every rule of their district first
-    session.execute(text("DROP TABLE IF EXISTS scan_cand"))
-    session.execute(text("SET LOCAL join_collapse_limit = 1"))
-    session.execute(_sql(session, _CANDIDATES), {"abs_m": _APPROX_ABS_M, "rel": _APPROX_REL})
-    session.execute(text("RESET join_collapse_limit"))
-    timings["candidates_s"] = time.perf_counter() - t0
+    """Reference distances near the thresholds, then the findings of ``scan_cand`` (into ``table``); returns how
+    many pairs were refined."""
     t1 = time.perf_counter()
     refined = _refine(session)
     timings["refine_s"] = time.perf_counter() - t1
@@ -607,7 +572,8 @@ def run_scan(session: Session, scan_id: int, rules: Sequence[ScanRule], *, setti
              district: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Judge every premises (of ``district``, or all) and store the findings of scan ``scan_id``.
 
-    Returns the scan's counts: by status, by category, by status × category, pairs measured, the search
+    Returns the scan's counts: by status, by category, by status × category, the candidates judged (premises ×
+    unit × rule × campus within the rule's reach), the pairs refined with the reference method, the search
     bound and the seconds each step took.
     """
     timings: dict[str, float] = {}
@@ -620,20 +586,23 @@ def run_scan(session: Session, scan_id: int, rules: Sequence[ScanRule], *, setti
         t0 = time.perf_counter()
         _load_rules(session, rules)
         _load_campuses(session, settings)
+        params = _pair_params(session, district)
         timings["prepare_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        _load_units(session, on=settings.on, district=district, paired=False)
-        timings["units_s"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        bound, pairs = _pair(session, district=district)
-        timings["pairs_s"] = time.perf_counter() - t2
+        # a full scan reads the units straight from the permits, inside the one parallel statement
+        units = "(" + _units_sql(None) + ")"
+        candidates = _candidates(session, {**params, "on": settings.on}, district=district, units=units)
+        timings["candidates_s"] = time.perf_counter() - t1
         refined = _judge(session, scan_id, timings, table=table)
     t3 = time.perf_counter()
     session.execute(text(attach))
     timings["store_s"] = time.perf_counter() - t3
     counts = _counts(session, scan_id)
     counts.update(
-        pairs=pairs, refined=refined, bound_m=round(bound, 3), timings={k: round(v, 3) for k, v in timings.items()}
+        candidates=candidates,
+        refined=refined,
+        bound_m=round(params["bound1"], 3),
+        timings={k: round(v, 3) for k, v in timings.items()},
     )
     return counts
 
@@ -896,11 +865,24 @@ def judge_campuses(
     """
     _load_rules(session, rules)
     _load_campuses(session, settings, campus_ids)
-    _, pairs = _pair(session, district=district)
+    params = {**_pair_params(session, district), "on": settings.on}
+    # the few premises near these campuses first, then what is judged at them, then the scan's own statement
+    session.execute(text("DROP TABLE IF EXISTS scan_pairs"))
+    pairs_sql = _pairs_sql(district)
+    session.execute(
+        text(f"CREATE TEMP TABLE scan_pairs ON COMMIT DROP AS SELECT premises_id, campus_id FROM ({pairs_sql}) p"),
+        params,
+    )
+    pairs = session.execute(text("SELECT count(*) FROM scan_pairs")).scalar_one()
     premises_ids = list(session.scalars(text("SELECT DISTINCT premises_id FROM scan_pairs ORDER BY 1")))
-    _load_units(session, on=settings.on)
+    session.execute(text("DROP TABLE IF EXISTS scan_units"))
+    scoped = _units_sql("JOIN (SELECT DISTINCT premises_id FROM scan_pairs) sc ON sc.premises_id = {}")
+    session.execute(text(f"CREATE TEMP TABLE scan_units ON COMMIT DROP AS {scoped}"), params)
+    session.execute(text("CREATE INDEX ON scan_units (premises_id)"))
+    session.execute(text("ANALYZE scan_units"))
+    _candidates(session, params, district=district, units="scan_units")
     _judge(session, scan_id, {})
-    return {"pairs": pairs, "premises_ids": premises_ids}
+    return {"pairs": int(pairs), "premises_ids": premises_ids}
 
 
 def findings_by_ids(session: Session, ids: Sequence[int], *, scan_id: int | None = None) -> list[dict[str, Any]]:
