@@ -370,6 +370,8 @@ def write_premises(
         "SELECT p.geom FROM stage_premises s JOIN premises p ON p.external_id = s.ext"
         " WHERE ST_X(p.geom) <> s.lon OR ST_Y(p.geom) <> s.lat",
     )
+    # new rows are written in the geometry's sort order (a Hilbert curve since PostGIS 3.0): neighbours share
+    # heap pages, which halves the cost of the scan's and the pre-check's index probes (bench/scan.py)
     result = session.execute(
         text(
             """
@@ -380,6 +382,7 @@ def write_premises(
                    (SELECT d.adcode FROM district_parts d WHERE ST_Covers(d.geom, s.pt)
                     ORDER BY d.adcode DESC LIMIT 1)
             FROM (SELECT *, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS pt FROM stage_premises) s
+            ORDER BY s.pt
             ON CONFLICT (external_id) DO UPDATE SET name = EXCLUDED.name, address = EXCLUDED.address,
                 uscc = EXCLUDED.uscc, categories = EXCLUDED.categories, geom = EXCLUDED.geom,
                 footprint = EXCLUDED.footprint, protection_distance_m = EXCLUDED.protection_distance_m,

@@ -372,14 +372,9 @@ class Finding(Base):
     to_geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
     created_at: Mapped[dt.datetime] = _now()
     __table_args__ = (
-        Index("ix_findings_scan_status", "scan_id", "status"),
-        Index("ix_findings_scan_category", "scan_id", "category"),
-        Index("ix_findings_scan_rule", "scan_id", "rule_id"),
         Index("ix_findings_scan_district", "scan_id", "district_adcode"),
         Index("ix_findings_scan_school", "scan_id", "school_id"),
-        Index("ix_findings_scan_lead", "scan_id", "lead_department"),
         Index("ix_findings_scan_key", "scan_id", "premises_id", "rule_id", "campus_id"),
-        Index("ix_findings_coop", "cooperating_departments", postgresql_using="gin"),
         {"postgresql_partition_by": "LIST (scan_id)"},
     )
 

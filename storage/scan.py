@@ -190,7 +190,8 @@ def _load_campuses(session: Session, settings: ScanSettings, campus_ids: Sequenc
     # a plane scaled so that a degree of longitude and of latitude have the same length at the campus:
     # k = N cos φ / M = cos φ (1 − e² sin² φ) / (1 − e²); metres per scaled degree = M π / 180.
     # Everything is computed in the CREATE: an UPDATE would leave HOT chains, and an index built on them
-    # cannot be used by the transaction that built it.
+    # cannot be used by the transaction that built it. The rows go in Hilbert order (PostGIS's geometry
+    # order), so that the campuses one worker probes the premises with lie near each other.
     session.execute(
         _sql(
             session,
@@ -219,6 +220,7 @@ def _load_campuses(session: Session, settings: ScanSettings, campus_ids: Sequenc
                       AND (CAST(:ids AS bigint[]) IS NULL OR c.id = ANY(CAST(:ids AS bigint[])))
                 ) a
             ) b
+            ORDER BY b.geom
             """
         ),
         {"school_acc": settings.school_accuracy_m, "on": settings.on, "safety": _SAFETY, "m_lon": _M_PER_DEG_LON_EQ,
@@ -245,7 +247,7 @@ _PAIRS = """
 SELECT p.id AS premises_id, coalesce(p.district_adcode, '')::text AS adcode,
        coalesce(p.accuracy_m, 0)::float8 AS site_acc, p.protection_distance_m AS protection,
        p.name AS pname, p.geom AS pgeom, p.footprint AS pfoot,
-       c.campus_id, c.school_id, c.school_name, c.opened, c.levels, c.acc, c.point_only, c.radius,
+       c.campus_id, c.levels, c.acc, c.point_only, c.radius,
        c.geom AS cgeom, c.gates_geom AS cgates, c.gs, c.gates_s, c.k, c.mlat
 FROM scan_campus c
 JOIN premises p ON p.geom && ST_Expand(c.geom, :bound1 * c.kx, :bound1 * :ky)
@@ -254,7 +256,7 @@ WHERE p.footprint IS NULL AND coalesce(p.accuracy_m, 0) <= :acc1 AND coalesce(p.
 UNION ALL
 SELECT p.id, coalesce(p.district_adcode, '')::text, coalesce(p.accuracy_m, 0)::float8, p.protection_distance_m,
        p.name, p.geom, p.footprint,
-       c.campus_id, c.school_id, c.school_name, c.opened, c.levels, c.acc, c.point_only, c.radius,
+       c.campus_id, c.levels, c.acc, c.point_only, c.radius,
        c.geom, c.gates_geom, c.gs, c.gates_s, c.k, c.mlat
 FROM scan_campus c
 JOIN premises p ON p.footprint && ST_Expand(c.geom, :bound1 * c.kx, :bound1 * :ky)
@@ -263,7 +265,7 @@ WHERE p.footprint ~ p.geom AND coalesce(p.accuracy_m, 0) <= :acc1 AND coalesce(p
 UNION ALL
 SELECT p.id, coalesce(p.district_adcode, '')::text, coalesce(p.accuracy_m, 0)::float8, p.protection_distance_m,
        p.name, p.geom, p.footprint,
-       c.campus_id, c.school_id, c.school_name, c.opened, c.levels, c.acc, c.point_only, c.radius,
+       c.campus_id, c.levels, c.acc, c.point_only, c.radius,
        c.geom, c.gates_geom, c.gs, c.gates_s, c.k, c.mlat
 FROM premises p
 CROSS JOIN LATERAL (SELECT CASE WHEN p.footprint IS NULL THEN p.geom ELSE ST_Collect(p.footprint, p.geom) END AS shape,
@@ -304,45 +306,44 @@ WHERE p.categories && CAST(:categories AS text[]) AND oc.cat = ANY (CAST(:catego
 # outside their rule's reach are dropped (the approximation's error is far below the margin)
 _CANDIDATES = """
 CREATE TEMP TABLE scan_cand ON COMMIT DROP AS
-SELECT v.* FROM (
-    SELECT pr.premises_id, pr.campus_id, pr.adcode, un.permit_pk, un.permit_no, un.active,
-           un.issued, un.expires, r.rule_id, r.category, r.applies_new, r.existing,
-           r.effective_from, r.lead, r.coop, pr.school_id, pr.school_name, pr.opened,
-           pr.pname, pr.pgeom, pr.pfoot, g.to_fp, g.method,
-           ST_Distance(g.src_s, ST_Scale(g.dst, pr.k, 1)) * pr.mlat AS da,
-           coalesce(r.distance_m, pr.protection) AS lim,
-           pr.site_acc + pr.acc AS u,
-           CASE WHEN pr.point_only THEN pr.radius ELSE 0 END AS rad,
-           ((r.measure_from = 'gates' AND pr.cgates IS NULL) OR r.metric = 'walking') AS under,
-           array_remove(ARRAY[
-               CASE WHEN r.juris_unknown THEN 'jurisdiction_unknown' END,
-               CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NULL THEN 'gate_unknown' END,
-               CASE WHEN r.metric = 'walking' THEN 'network_unavailable' END,
-               CASE WHEN pr.point_only THEN 'school_point_only' END,
-               CASE WHEN cardinality(pr.levels) = 0 THEN 'level_unknown' END,
-               un.unit_flag,
-               CASE WHEN un.active AND un.issued IS NULL THEN 'issue_date_unknown' END
-           ], NULL) AS flags,
-           ST_Scale(ST_ClosestPoint(ST_Scale(g.src, g.kp, 1), ST_Scale(g.dst, g.kp, 1)), 1 / g.kp, 1) AS from_geom,
-           CASE WHEN GeometryType(g.dst) = 'POINT' THEN g.dst
-                ELSE ST_Scale(ST_ClosestPoint(ST_Scale(g.dst, g.kp, 1), ST_Scale(g.src, g.kp, 1)), 1 / g.kp, 1)
-           END AS to_geom
-    FROM ({pairs}) pr
-    JOIN {units} un ON un.premises_id = pr.premises_id
-    JOIN scan_rules r ON r.category = un.category AND r.adcode = pr.adcode
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN 'gates' ELSE 'boundary' END AS method,
-               (r.measure_to = 'footprint' AND pr.pfoot IS NOT NULL) AS to_fp,
-               CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN pr.gates_s ELSE pr.gs END AS src_s,
-               CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN pr.cgates ELSE pr.cgeom END AS src,
-               CASE WHEN r.measure_to = 'footprint' AND pr.pfoot IS NOT NULL THEN pr.pfoot ELSE pr.pgeom END AS dst,
-               cos(radians(ST_Y(pr.pgeom))) * (1 - 0.00669437999014 * sin(radians(ST_Y(pr.pgeom))) ^ 2)
-                   / (1 - 0.00669437999014) AS kp
-    ) g
-    WHERE (cardinality(pr.levels) = 0 OR pr.levels && r.levels)
-      AND coalesce(r.distance_m, pr.protection) IS NOT NULL
-) v
-WHERE v.da <= v.lim + v.u + v.rad + :abs_m + :rel * v.da
+SELECT pr.premises_id, pr.campus_id, pr.adcode, un.permit_pk, un.permit_no, un.active,
+       un.issued, un.expires, r.rule_id, pr.pname, pr.pgeom, pr.pfoot, g.to_fp, g.method,
+       ST_Distance(g.src_s, ST_Scale(g.dst, pr.k, 1)) * pr.mlat AS da,
+       coalesce(r.distance_m, pr.protection) AS lim,
+       pr.site_acc + pr.acc AS u,
+       CASE WHEN pr.point_only THEN pr.radius ELSE 0 END AS rad,
+       ((r.measure_from = 'gates' AND pr.cgates IS NULL) OR r.metric = 'walking') AS under,
+       array_remove(ARRAY[
+           CASE WHEN r.juris_unknown THEN 'jurisdiction_unknown' END,
+           CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NULL THEN 'gate_unknown' END,
+           CASE WHEN r.metric = 'walking' THEN 'network_unavailable' END,
+           CASE WHEN pr.point_only THEN 'school_point_only' END,
+           CASE WHEN cardinality(pr.levels) = 0 THEN 'level_unknown' END,
+           un.unit_flag,
+           CASE WHEN un.active AND un.issued IS NULL THEN 'issue_date_unknown' END
+       ], NULL) AS flags,
+       ST_Scale(ST_ClosestPoint(ST_Scale(g.src, g.kp, 1), ST_Scale(g.dst, g.kp, 1)), 1 / g.kp, 1) AS from_geom,
+       CASE WHEN GeometryType(g.dst) = 'POINT' THEN g.dst
+            ELSE ST_Scale(ST_ClosestPoint(ST_Scale(g.dst, g.kp, 1), ST_Scale(g.src, g.kp, 1)), 1 / g.kp, 1)
+       END AS to_geom
+FROM ({pairs}) pr
+JOIN {units} un ON un.premises_id = pr.premises_id
+JOIN scan_rules r ON r.category = un.category AND r.adcode = pr.adcode
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN 'gates' ELSE 'boundary' END AS method,
+           (r.measure_to = 'footprint' AND pr.pfoot IS NOT NULL) AS to_fp,
+           CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN pr.gates_s ELSE pr.gs END AS src_s,
+           CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN pr.cgates ELSE pr.cgeom END AS src,
+           CASE WHEN r.measure_to = 'footprint' AND pr.pfoot IS NOT NULL THEN pr.pfoot ELSE pr.pgeom END AS dst,
+           cos(radians(ST_Y(pr.pgeom))) * (1 - 0.00669437999014 * sin(radians(ST_Y(pr.pgeom))) ^ 2)
+               / (1 - 0.00669437999014) AS kp
+) g
+WHERE (cardinality(pr.levels) = 0 OR pr.levels && r.levels)
+  AND coalesce(r.distance_m, pr.protection) IS NOT NULL
+  -- da ≤ lim + u + rad + abs + rel·da, as a test that stops at the first part within reach
+  AND ST_DWithin(g.src_s, ST_Scale(g.dst, pr.k, 1),
+                 (coalesce(r.distance_m, pr.protection) + pr.site_acc + pr.acc
+                  + CASE WHEN pr.point_only THEN pr.radius ELSE 0 END + :abs_m) / ((1 - :rel) * pr.mlat))
 """
 
 # the pairs whose scaled-plane distance could fall on the other side of a decision threshold (lim − u,
@@ -394,7 +395,8 @@ WHERE cd.da > :far_m AND cd.da <= :plane_max_m AND NOT {_NEAR_THRESHOLD}
 """
 
 # the candidates with their distances (reference near the thresholds, mid-latitude plane when far), classified
-# (geo.decide.classify) and mapped through the truth table; a permit not in force is dropped where a permit in
+# (geo.decide.classify) and mapped through the truth table (OFFSET 0: each level computed once per row, not
+# inlined into every expression that uses it); a permit not in force is dropped where a permit in
 # force of its category at the premises meets the same campus and rule
 _JUDGE = """
 INSERT INTO {table} (scan_id, premises_id, permit_id, permit_no, premises_name, rule_id, category, status,
@@ -419,8 +421,11 @@ FROM (
                     WHEN NOT w.under AND w.d - :res <= w.lim - w.u THEN 'prohibited'
                     ELSE 'review' END AS outcome
         FROM (
-            SELECT cd.*, coalesce(ex.d, fa.d, cd.da) AS d
+            SELECT cd.*, coalesce(ex.d, fa.d, cd.da) AS d, r.category, r.applies_new, r.existing, r.effective_from,
+                   r.lead, r.coop, c.school_id, c.school_name, c.opened
             FROM scan_cand cd
+            JOIN scan_rules r ON r.rule_id = cd.rule_id AND r.adcode = cd.adcode
+            JOIN scan_campus c ON c.campus_id = cd.campus_id
             LEFT JOIN scan_exact ex ON ex.premises_id = cd.premises_id AND ex.campus_id = cd.campus_id
                                    AND ex.method = cd.method AND ex.to_fp = cd.to_fp
             LEFT JOIN scan_far fa ON fa.premises_id = cd.premises_id AND fa.campus_id = cd.campus_id
@@ -429,8 +434,10 @@ FROM (
                OR (cd.premises_id, cd.campus_id, cd.rule_id) NOT IN (SELECT a.premises_id, a.campus_id, a.rule_id
                                                                      FROM scan_cand a WHERE a.active)
         ) w
+        OFFSET 0
     ) x
     WHERE x.outcome <> 'allowed'
+    OFFSET 0
 ) y
 WHERE y.status IS NOT NULL
 """
@@ -578,7 +585,7 @@ def run_scan(session: Session, scan_id: int, rules: Sequence[ScanRule], *, setti
     """
     timings: dict[str, float] = {}
     # the findings go into a table of their own, indexed in one pass per index when it is attached as the
-    # scan's partition (maintaining the nine indexes row by row cost twice as long as judging); it is made
+    # scan's partition (maintaining its indexes row by row cost twice as long as judging); it is made
     # before the working schema comes first in the search path
     table, create, attach = findings_partition(scan_id)
     session.execute(text(create))
