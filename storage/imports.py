@@ -371,7 +371,7 @@ def write_premises(
         " WHERE ST_X(p.geom) <> s.lon OR ST_Y(p.geom) <> s.lat",
     )
     # new rows are written in the geometry's sort order (a Hilbert curve since PostGIS 3.0): neighbours share
-    # heap pages, which halves the cost of the scan's and the pre-check's index probes (bench/scan.py)
+    # heap pages, which halves the cost of the scan's index probes (bench/scan.py)
     result = session.execute(
         text(
             """

@@ -308,10 +308,7 @@ _CANDIDATES = """
 CREATE TEMP TABLE scan_cand ON COMMIT DROP AS
 SELECT pr.premises_id, pr.campus_id, pr.adcode, un.permit_pk, un.permit_no, un.active,
        un.issued, un.expires, r.rule_id, pr.pname, pr.pgeom, pr.pfoot, g.to_fp, g.method,
-       ST_Distance(g.src_s, ST_Scale(g.dst, pr.k, 1)) * pr.mlat AS da,
-       coalesce(r.distance_m, pr.protection) AS lim,
-       pr.site_acc + pr.acc AS u,
-       CASE WHEN pr.point_only THEN pr.radius ELSE 0 END AS rad,
+       ST_Distance(g.src_s, ST_Scale(g.dst, pr.k, 1)) * pr.mlat AS da, g.lim, g.u, g.rad,
        ((r.measure_from = 'gates' AND pr.cgates IS NULL) OR r.metric = 'walking') AS under,
        array_remove(ARRAY[
            CASE WHEN r.juris_unknown THEN 'jurisdiction_unknown' END,
@@ -336,14 +333,15 @@ CROSS JOIN LATERAL (
            CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN pr.cgates ELSE pr.cgeom END AS src,
            CASE WHEN r.measure_to = 'footprint' AND pr.pfoot IS NOT NULL THEN pr.pfoot ELSE pr.pgeom END AS dst,
            cos(radians(ST_Y(pr.pgeom))) * (1 - 0.00669437999014 * sin(radians(ST_Y(pr.pgeom))) ^ 2)
-               / (1 - 0.00669437999014) AS kp
+               / (1 - 0.00669437999014) AS kp,
+           coalesce(r.distance_m, pr.protection) AS lim,
+           pr.site_acc + pr.acc AS u,
+           CASE WHEN pr.point_only THEN pr.radius ELSE 0 END AS rad
 ) g
 WHERE (cardinality(pr.levels) = 0 OR pr.levels && r.levels)
-  AND coalesce(r.distance_m, pr.protection) IS NOT NULL
+  AND g.lim IS NOT NULL
   -- da ≤ lim + u + rad + abs + rel·da, as a test that stops at the first part within reach
-  AND ST_DWithin(g.src_s, ST_Scale(g.dst, pr.k, 1),
-                 (coalesce(r.distance_m, pr.protection) + pr.site_acc + pr.acc
-                  + CASE WHEN pr.point_only THEN pr.radius ELSE 0 END + :abs_m) / ((1 - :rel) * pr.mlat))
+  AND ST_DWithin(g.src_s, ST_Scale(g.dst, pr.k, 1), (g.lim + g.u + g.rad + :abs_m) / ((1 - :rel) * pr.mlat))
 """
 
 # the pairs whose scaled-plane distance could fall on the other side of a decision threshold (lim − u,
