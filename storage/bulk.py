@@ -6,7 +6,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from psycopg import sql
+from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+#: below this many rows written, a plan made on stale statistics costs little whatever it is
+_ANALYZE_FROM_ROWS = 1_000
+_KNOWN_ROWS = text("SELECT reltuples FROM pg_class WHERE oid = CAST(:table AS regclass)")
 
 
 def copy_into_temp(
@@ -40,3 +45,24 @@ def copy_into_temp(
                 n += 1
         cur.execute(sql.SQL("ANALYZE {}").format(ident))
     return n
+
+
+def analyze_if_outgrown(session: Session, table: str, written: int) -> bool:
+    """ANALYZE ``table`` when this transaction wrote more rows into it than its statistics know of.
+
+    The rest of an import's transaction joins what it just wrote (permits to premises, the premises grid's
+    recount). Statistics that know of fewer rows than were written mislead the planner: after a vacuum of
+    an emptied table (say, an import rolled back) ``reltuples`` is 0, every row counts as one, and a nested
+    loop over 150,000 premises rescans 150,000 staged permits for each. ANALYZE in the transaction sees its
+    own rows. It holds its lock until the commit, so only large writes into tables that outgrew their
+    statistics pay for it; a routine import into a known table does not. Returns whether it ran.
+    """
+    if written < _ANALYZE_FROM_ROWS:
+        return False
+    known = session.execute(_KNOWN_ROWS, {"table": table}).scalar()
+    if known is not None and known >= written:
+        return False
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+    return True

@@ -11,14 +11,14 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import shapely
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from storage import premises_grid
-from storage.bulk import copy_into_temp
+from storage.bulk import analyze_if_outgrown, copy_into_temp
 from storage.models import ImportBatch
 
 Progress = Callable[[int, int], None]
@@ -114,10 +114,16 @@ def _count(rows: Iterable[Any]) -> tuple[int, int]:
     return added, updated
 
 
-def _record(summary: ImportSummary, what: str, result: Any) -> None:
+#: the table each summary key counts rows of, where the two names differ
+_TABLES: Final = {"assets": "zone_assets"}
+
+
+def _record(session: Session, summary: ImportSummary, what: str, result: Any) -> None:
+    """Count the rows a write added and updated, and refresh the table's statistics if it outgrew them."""
     added, updated = _count(result)
     summary.added[what] = summary.added.get(what, 0) + added
     summary.updated[what] = summary.updated.get(what, 0) + updated
+    analyze_if_outgrown(session, _TABLES.get(what, what), added + updated)
 
 
 # -- districts ------------------------------------------------------------------------------------------
@@ -143,7 +149,7 @@ def write_districts(session: Session, rows: Iterable[Any], *, batch_id: int, sum
         ),
         {"batch": batch_id},
     )
-    _record(summary, "districts", result)
+    _record(session, summary, "districts", result)
     assign_districts(session)
 
 
@@ -272,7 +278,7 @@ def write_schools(session: Session, records: list[SchoolRecord], *, batch_id: in
         ),
         {"batch": batch_id},
     )
-    _record(summary, "schools", result)
+    _record(session, summary, "schools", result)
     result = session.execute(
         text(
             """
@@ -291,7 +297,7 @@ def write_schools(session: Session, records: list[SchoolRecord], *, batch_id: in
         ),
         {"batch": batch_id},
     )
-    _record(summary, "campuses", result)
+    _record(session, summary, "campuses", result)
     assign_districts(session, batch_id=batch_id)
 
 
@@ -330,7 +336,7 @@ def write_gates(session: Session, records: list[GateRecord], *, batch_id: int, s
         ),
         {"batch": batch_id},
     )
-    _record(summary, "gates", result)
+    _record(session, summary, "gates", result)
 
 
 # -- premises and permits -------------------------------------------------------------------------------
@@ -399,7 +405,7 @@ def write_premises(
         ),
         {"batch": batch_id},
     )
-    _record(summary, "premises", result)
+    _record(session, summary, "premises", result)
     premises_grid.mark(session, "SELECT geom FROM premises WHERE batch_id = :batch", {"batch": batch_id})
 
 
@@ -447,7 +453,7 @@ def write_permits(session: Session, records: Iterable[PermitRecord], *, batch_id
         ),
         {"batch": batch_id},
     )
-    _record(summary, "permits", result)
+    _record(session, summary, "permits", result)
     premises_grid.mark(
         session,
         "SELECT p.geom FROM permits pm JOIN premises p ON p.id = pm.premises_id WHERE pm.batch_id = :batch",
@@ -483,7 +489,7 @@ def write_assets(
         ),
         {"batch": batch_id},
     )
-    _record(summary, "assets", result)
+    _record(session, summary, "assets", result)
 
 
 def write_cameras(session: Session, rows: Iterable[Any], *, batch_id: int, summary: ImportSummary) -> None:
@@ -511,7 +517,7 @@ def write_cameras(session: Session, rows: Iterable[Any], *, batch_id: int, summa
         ),
         {"batch": batch_id},
     )
-    _record(summary, "cameras", result)
+    _record(session, summary, "cameras", result)
 
 
 def write_streets(
@@ -542,4 +548,4 @@ def write_streets(
         ),
         {"batch": batch_id},
     )
-    _record(summary, "street_edges", result)
+    _record(session, summary, "street_edges", result)

@@ -213,3 +213,31 @@ def test_api_rejection_is_a_problem_naming_row_column_value(client, auth, tmp_pa
     assert body["row"] == 3 and body["field"] == "crs" and body["value"] == "mars2000"
     assert body["errors"][0]["reason_zh"]
     assert _state(session) == []
+
+
+def _estimated_rows(session, table: str) -> float:  # noqa: ANN001
+    plan = session.execute(text(f"EXPLAIN (FORMAT JSON) SELECT * FROM {table}")).scalar()
+    return plan[0]["Plan"]["Plan Rows"]
+
+
+def test_an_import_larger_than_the_statistics_know_refreshes_them(tmp_path: Path, session_factory, session) -> None:  # noqa: ANN001
+    # a vacuum after a rolled-back import leaves reltuples = 0 over the emptied pages: the planner counts each
+    # table as one row and the rest of the import's transaction joins what it wrote in nested loops
+    session.execute(
+        text(
+            "UPDATE pg_class SET reltuples = 0, relpages = greatest(relpages, 1)"
+            " WHERE relname IN ('premises', 'permits')"
+        )
+    )
+    session.expire_all()
+    assert _estimated_rows(session, "premises") == 1 and _estimated_rows(session, "permits") == 1
+    n = 2_000
+    rows = [
+        [f"TB-{i:05d}", "烟草制品零售", f"烟酒店{i}", "", "", f"{LON + (i % 50) * 0.0003:.6f}",
+         f"{LAT + (i // 50) * 0.0003:.6f}", "wgs84", "2020-01-01", "", "有效"]
+        for i in range(n)
+    ]  # fmt: skip
+    summary = import_permits(session_factory, _csv(tmp_path / "big.csv", HEADER_EN, rows, "utf-8"), ImportOptions())
+    assert summary.added == {"premises": n, "permits": n}
+    assert _estimated_rows(session, "premises") >= n
+    assert _estimated_rows(session, "permits") >= n
