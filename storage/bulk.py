@@ -59,8 +59,7 @@ def analyze_if_outgrown(session: Session, table: str, written: int) -> bool:
     """
     if written < _ANALYZE_FROM_ROWS:
         return False
-    known = session.execute(_KNOWN_ROWS, {"table": table}).scalar()
-    if known is not None and known >= written:
+    if session.execute(_KNOWN_ROWS, {"table": table}).scalar_one() >= written:
         return False
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cur:

@@ -229,7 +229,6 @@ def test_an_import_larger_than_the_statistics_know_refreshes_them(tmp_path: Path
             " WHERE relname IN ('premises', 'permits')"
         )
     )
-    session.expire_all()
     assert _estimated_rows(session, "premises") == 1 and _estimated_rows(session, "permits") == 1
     n = 2_000
     rows = [
