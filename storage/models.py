@@ -372,7 +372,6 @@ class Finding(Base):
     to_geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
     created_at: Mapped[dt.datetime] = _now()
     __table_args__ = (
-        Index("ix_findings_scan_district", "scan_id", "district_adcode"),
         Index("ix_findings_scan_school", "scan_id", "school_id"),
         Index("ix_findings_scan_key", "scan_id", "premises_id", "rule_id", "campus_id"),
         {"postgresql_partition_by": "LIST (scan_id)"},
