@@ -3,6 +3,7 @@
     ./run bench scan                                   # 500 schools, 50,000 premises (< 2 min)
     ./run bench scan --schools 10000 --premises 1000000
     ./run bench scan --db safezone_bench                # an existing database (e.g. the 1M demo city)
+    ./run bench scan --db safezone_bench --rounds 5     # scan, (a), (b) five times in turn; medians
 
 Builds the demo city (``service.demo.load_demo``) in a database of its own (``safezone_bench_<size>``, kept
 between runs: the load is idempotent), then, side by side in one run:
@@ -16,13 +17,16 @@ between runs: the load is idempotent), then, side by side in one run:
   geography expressions (``ix_premises_geom_geog``, ``ix_campuses_geom_geog``), with its EXPLAIN.
 
 D for (a) and (b) is the scan's own pass-1 search bound (largest rule distance + accuracies + the
-point-only campus radius), so all three look at the same neighbourhoods.
+point-only campus radius), so all three look at the same neighbourhoods. With ``--rounds N`` the three run N
+times in turn and the medians are printed: on a shared machine the speed of all three drifts from minute to
+minute, and each round's ratio is measured within the same minute. Each scan is kept, as scans are.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -86,12 +90,39 @@ def _plain(factory, bound: float) -> tuple[float, int, str]:  # noqa: ANN001
         return time.perf_counter() - t0, n, "\n".join(plan)
 
 
+def _round(factory, registry: RuleRegistry, *, explain: bool) -> tuple[float, float, float]:  # noqa: ANN001
+    """One scan, then (a) and (b) over its search bound; returns the scan's seconds and its two ratios."""
+    t0 = time.perf_counter()
+    result = run_scan(factory, registry, settings=Settings(), actor="bench")
+    t_scan = time.perf_counter() - t0
+    bound = result["bound_m"]
+    print(
+        f"scan {result['scan_id']}: {t_scan:.2f} s  ({result['candidates']} candidates within {bound} m, "
+        f"{result['total']} findings {result['by_status']}, steps {result['timings']})"
+    )
+
+    t_proj, t_query, n_tree = _strtree(factory, bound)
+    print(f"(a) shapely STRtree dwithin {bound} m: query {t_query:.2f} s (+ projection {t_proj:.2f} s), {n_tree} pairs")  # noqa: E501
+
+    t_plain, n_plain, plan = _plain(factory, bound)
+    print(f"(b) plain ST_DWithin(geography) join: {t_plain:.2f} s, {n_plain} pairs")
+    if explain:
+        print("    EXPLAIN:\n" + "\n".join("      " + line for line in plan.splitlines()))
+
+    print(
+        f"ratios: scan / (a) STRtree query = {t_scan / t_query:.2f}  "
+        f"(with projection {t_scan / (t_query + t_proj):.2f});  scan / (b) plain join = {t_scan / t_plain:.2f}"
+    )
+    return t_scan, t_scan / t_query, t_scan / t_plain
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--schools", type=int, default=500)
     ap.add_argument("--premises", type=int, default=50_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--db", help="use this existing database (its city as loaded) instead of building one")
+    ap.add_argument("--rounds", type=int, default=1, help="run scan, (a), (b) this many times in turn; medians")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -107,26 +138,18 @@ def main() -> None:
     print(f"city: {n_camp} campuses, {n_prem} premises")
 
     registry = RuleRegistry.load()
-    t0 = time.perf_counter()
-    result = run_scan(factory, registry, settings=Settings(), actor="bench")
-    t_scan = time.perf_counter() - t0
-    bound = result["bound_m"]
-    print(
-        f"scan {result['scan_id']}: {t_scan:.2f} s  ({result['candidates']} candidates within {bound} m, "
-        f"{result['total']} findings {result['by_status']}, steps {result['timings']})"
-    )
-
-    t_proj, t_query, n_tree = _strtree(factory, bound)
-    print(f"(a) shapely STRtree dwithin {bound} m: query {t_query:.2f} s (+ projection {t_proj:.2f} s), {n_tree} pairs")  # noqa: E501
-
-    t_plain, n_plain, plan = _plain(factory, bound)
-    print(f"(b) plain ST_DWithin(geography) join: {t_plain:.2f} s, {n_plain} pairs\n    EXPLAIN:")
-    print("\n".join("      " + line for line in plan.splitlines()))
-
-    print(
-        f"ratios: scan / (a) STRtree query = {t_scan / t_query:.2f}  "
-        f"(with projection {t_scan / (t_query + t_proj):.2f});  scan / (b) plain join = {t_scan / t_plain:.2f}"
-    )
+    rounds: list[tuple[float, float, float]] = []
+    for n in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            print(f"round {n} of {args.rounds}")
+        rounds.append(_round(factory, registry, explain=n == 1))
+    if args.rounds > 1:
+        print("rounds (scan / (a) query, scan / (b)): " + ", ".join(f"{a:.2f} / {b:.2f}" for _, a, b in rounds))
+        print(
+            f"median over {args.rounds} rounds: scan {statistics.median(r[0] for r in rounds):.2f} s, "
+            f"scan / (a) = {statistics.median(r[1] for r in rounds):.2f}, "
+            f"scan / (b) = {statistics.median(r[2] for r in rounds):.2f}"
+        )
     engine.dispose()
 
 
