@@ -546,7 +546,11 @@ def _candidates(session: Session, params: Mapping[str, Any], *, district: str | 
     statement = _CANDIDATES.replace("{pairs}", _pairs_sql(district)).replace("{units}", units)
     n = session.execute(_sql(session, statement), {**params, "abs_m": _APPROX_ABS_M, "rel": _APPROX_REL}).rowcount
     session.execute(text("RESET join_collapse_limit"))
+    # the judge's plans need the row count and rough shares (a sample of 3,000 rows, not 30,000: the same plans
+    # on the 1M city, 0.11 → 0.02 s)
+    session.execute(text("SET LOCAL default_statistics_target = 10"))
     session.execute(text("ANALYZE scan_cand (premises_id, campus_id, rule_id, active, da)"))
+    session.execute(text("RESET default_statistics_target"))
     return int(n)
 
 
