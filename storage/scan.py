@@ -693,6 +693,17 @@ def _hash_joins(session: Session, *, on: bool = True) -> None:
 def finish_scan(session: Session, scan_id: int, counts: dict[str, Any]) -> dict[str, Any]:
     """Mark the scan done, warn the schools of findings new since the previous scan; returns the counts."""
     prev = previous_scan_id(session, scan_id)
+    key = "n.premises_id || ':' || coalesce(n.permit_id::text, '-') || ':' || n.rule_id || ':' || n.campus_id"
+    if prev is None:
+        # the first scan: every finding is new
+        result = session.execute(
+            text(
+                "INSERT INTO school_warnings (school_id, scan_id, finding_id, finding_key) "
+                f"SELECT n.school_id, n.scan_id, n.id, {key} FROM findings n WHERE n.scan_id = :scan"
+            ),
+            {"scan": scan_id},
+        )
+        return _done(session, scan_id, dict(counts, warnings=result.rowcount, previous_scan=prev))
     # the scans' rows are rarely in the table's statistics yet (estimated at one row each), so the planner
     # would pick a nested loop or a merge on one key — comparing every pair of rows (minutes at city scale):
     # hash the previous scan's keys, whatever the estimates. The new findings are found first and inserted apart:
@@ -702,11 +713,9 @@ def finish_scan(session: Session, scan_id: int, counts: dict[str, Any]) -> dict[
     session.execute(text("DROP TABLE IF EXISTS scan_new_findings"))
     session.execute(
         text(
-            """
+            f"""
             CREATE TEMP TABLE scan_new_findings ON COMMIT DROP AS
-            SELECT n.school_id, n.scan_id, n.id,
-                   n.premises_id || ':' || coalesce(n.permit_id::text, '-') || ':' || n.rule_id || ':' || n.campus_id
-                     AS finding_key
+            SELECT n.school_id, n.scan_id, n.id, {key} AS finding_key
             FROM findings n
             WHERE n.scan_id = :scan
               AND NOT EXISTS (SELECT 1 FROM findings o
@@ -715,7 +724,7 @@ def finish_scan(session: Session, scan_id: int, counts: dict[str, Any]) -> dict[
                                 AND o.rule_id = n.rule_id AND o.campus_id = n.campus_id)
             """
         ),
-        {"scan": scan_id, "prev": prev if prev is not None else -1},
+        {"scan": scan_id, "prev": prev},
     )
     _hash_joins(session, on=False)
     result = session.execute(
@@ -724,7 +733,11 @@ def finish_scan(session: Session, scan_id: int, counts: dict[str, Any]) -> dict[
             "SELECT school_id, scan_id, id, finding_key FROM scan_new_findings"
         )
     )
-    counts = dict(counts, warnings=result.rowcount, previous_scan=prev)
+    return _done(session, scan_id, dict(counts, warnings=result.rowcount, previous_scan=prev))
+
+
+def _done(session: Session, scan_id: int, counts: dict[str, Any]) -> dict[str, Any]:
+    """Mark the scan done with its counts; returns them."""
     session.execute(
         update(Scan).where(Scan.id == scan_id).values(status="done", finished_at=func.clock_timestamp(), counts=counts)
     )

@@ -233,6 +233,11 @@ def test_diff_and_warnings_after_moving_a_premises(city, session_factory) -> Non
                          permits=[{"category": "tobacco", "issued": dt.date(2024, 1, 1)}]).id  # fmt: skip
     s.commit()
     first = _scan(session_factory)["scan_id"]
+    # the first scan warns the school of every finding in its zone
+    in_zone = set(s.scalars(select(Finding.id).where(Finding.scan_id == first, Finding.school_id == jl["school_id"])))
+    first_warned = [w for w in store.school_warnings(s, jl["school_id"]) if w["scan_id"] == first]
+    assert moved in {w["finding"]["properties"]["premises_id"] for w in first_warned}
+    assert {w["finding"]["id"] for w in first_warned} == in_zone
     s.execute(update(Premises).where(Premises.id == moved).values(geom=func.ST_SetSRID(func.ST_MakePoint(*far), 4326)))
     arrived = add_premises(s, name="新来的网吧", lon=near[0], lat=near[1], district=NANJING,
                            categories=["internet_cafe"]).id  # fmt: skip
