@@ -326,13 +326,22 @@ def findings_partition(scan_id: int) -> tuple[str, str, str]:
     return table, create, f"ALTER TABLE findings ATTACH PARTITION {table} FOR VALUES IN ({n})"
 
 
+def warnings_partition(scan_id: int) -> tuple[str, str, str]:
+    """Scan ``scan_id``'s partition of ``school_warnings``, as :func:`findings_partition`."""
+    n = int(scan_id)
+    table = f"school_warnings_s{n}"
+    create = f"CREATE TABLE {table} (LIKE school_warnings INCLUDING DEFAULTS, CHECK (scan_id = {n}))"
+    return table, create, f"ALTER TABLE school_warnings ATTACH PARTITION {table} FOR VALUES IN ({n})"
+
+
 @event.listens_for(Scan, "after_insert")
 def _findings_partition(mapper: Any, connection: Connection, target: Scan) -> None:
-    """Every scan row gets its findings partition, unless the scan makes its own (``partition_later``)."""
+    """Every scan row gets its findings and warnings partitions, unless the scan makes its own
+    (``partition_later``)."""
     if not getattr(target, "partition_later", False):
-        _, create, attach = findings_partition(target.id)
-        connection.execute(text(create))
-        connection.execute(text(attach))
+        for _, create, attach in (findings_partition(target.id), warnings_partition(target.id)):
+            connection.execute(text(create))
+            connection.execute(text(attach))
 
 
 class Finding(Base):
@@ -379,16 +388,23 @@ class Finding(Base):
 
 
 class SchoolWarning(Base):
-    """A school told of a new finding in its zone (Guilin 五(四): 第一时间通报学校)."""
+    """A school told of a new finding in its zone (Guilin 五(四): 第一时间通报学校).
+
+    Partitioned by scan (migration 0015), as findings are: a full scan writes its warnings into a table of
+    their own and attaches it (``storage.scan.finish_scan``), so that their scan is checked once for all of them.
+    """
 
     __tablename__ = "school_warnings"
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=True, server_default=text("nextval('school_warnings_id_seq')")
+    )
     school_id: Mapped[int] = mapped_column(BigInteger, index=True)
-    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), primary_key=True)
     finding_id: Mapped[int | None] = mapped_column(BigInteger)
     finding_key: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = _now()
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = ({"postgresql_partition_by": "LIST (scan_id)"},)
 
 
 # --- operations ---

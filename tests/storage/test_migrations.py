@@ -97,3 +97,38 @@ def test_spatial_indexes_exist(engine) -> None:  # noqa: ANN001
         assert table in by_table, f"no GiST index on {table}"
     for table in ("campuses", "gates", "premises"):
         assert any("geography" in d for d in by_table[table]), f"no geography index on {table}"
+
+
+def test_school_warnings_partitions_keep_the_warnings_stored(scratch_url: str) -> None:
+    migrate(scratch_url, "0014_findings_no_district_index")
+    eng = make_engine(scratch_url, pool_size=1)
+    try:
+        with eng.begin() as conn:
+            scan = conn.execute(
+                text("INSERT INTO scans (pack_version, scan_date) VALUES ('v', '2026-11-23') RETURNING id")
+            ).scalar_one()
+            conn.execute(
+                text("INSERT INTO school_warnings (school_id, scan_id, finding_key) VALUES (7, :s, '1:-:r:2')"),
+                {"s": scan},
+            )
+        migrate(scratch_url)
+        with eng.begin() as conn:
+            parts = conn.execute(
+                text("SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'school_warnings'::regclass")
+            ).scalars()
+            assert list(parts) == ["school_warnings_legacy"]
+            assert conn.execute(text("SELECT school_id, finding_key FROM school_warnings")).all() == [(7, "1:-:r:2")]
+            # a later warning of that scan lands in the legacy partition; its ids go on from the same sequence
+            conn.execute(
+                text("INSERT INTO school_warnings (school_id, scan_id, finding_key) VALUES (8, :s, '3:-:r:4')"),
+                {"s": scan},
+            )
+            ids = conn.execute(text("SELECT id FROM school_warnings_legacy ORDER BY id")).scalars().all()
+            assert len(ids) == 2 and ids[0] < ids[1]
+        downgrade(scratch_url, "0014_findings_no_district_index")
+        with eng.begin() as conn:
+            rows = conn.execute(text("SELECT school_id FROM school_warnings ORDER BY id")).scalars().all()
+            assert rows == [7, 8]
+            assert conn.execute(text("SELECT relkind FROM pg_class WHERE relname = 'school_warnings'")).scalar() == "r"
+    finally:
+        eng.dispose()
