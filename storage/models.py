@@ -313,6 +313,13 @@ class Scan(Base):
     job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
+def _scan_partition(parent: str, scan_id: int) -> tuple[str, str, str]:
+    n = int(scan_id)
+    table = f"{parent}_s{n}"
+    create = f"CREATE TABLE {table} (LIKE {parent} INCLUDING DEFAULTS, CHECK (scan_id = {n}))"
+    return table, create, f"ALTER TABLE {parent} ATTACH PARTITION {table} FOR VALUES IN ({n})"
+
+
 def findings_partition(scan_id: int) -> tuple[str, str, str]:
     """Scan ``scan_id``'s partition of ``findings``: its name, the statement creating it (apart, empty) and the
     one attaching it.
@@ -320,18 +327,12 @@ def findings_partition(scan_id: int) -> tuple[str, str, str]:
     Attaching locks ``findings`` only against other schema changes: readers and writers of other scans'
     findings go on.
     """
-    n = int(scan_id)
-    table = f"findings_s{n}"
-    create = f"CREATE TABLE {table} (LIKE findings INCLUDING DEFAULTS, CHECK (scan_id = {n}))"
-    return table, create, f"ALTER TABLE findings ATTACH PARTITION {table} FOR VALUES IN ({n})"
+    return _scan_partition("findings", scan_id)
 
 
 def warnings_partition(scan_id: int) -> tuple[str, str, str]:
     """Scan ``scan_id``'s partition of ``school_warnings``, as :func:`findings_partition`."""
-    n = int(scan_id)
-    table = f"school_warnings_s{n}"
-    create = f"CREATE TABLE {table} (LIKE school_warnings INCLUDING DEFAULTS, CHECK (scan_id = {n}))"
-    return table, create, f"ALTER TABLE school_warnings ATTACH PARTITION {table} FOR VALUES IN ({n})"
+    return _scan_partition("school_warnings", scan_id)
 
 
 @event.listens_for(Scan, "after_insert")

@@ -40,6 +40,9 @@ from storage.models import Finding, Scan, SchoolWarning, findings_partition, war
 from storage.read import Page, district_filter
 
 STATUSES = ("violation", "nonconforming", "review", "unlicensed")
+#: A finding's key across scans (premises : permit or ``-`` : rule : campus), of a finding aliased ``n``: what a
+#: school's warning names, and what tells a new finding from one the previous scan had
+FINDING_KEY = "n.premises_id || ':' || coalesce(n.permit_id::text, '-') || ':' || n.rule_id || ':' || n.campus_id"
 #: pg_advisory_xact_lock key held by a scan from its first statement: scans run one after another
 _SCAN_LOCK = 7_303_140_915
 #: Premises whose stated accuracy is worse than this are paired individually (pass 2), so that a few bad
@@ -698,12 +701,11 @@ def finish_scan(session: Session, scan_id: int, counts: dict[str, Any]) -> dict[
     table, create, attach = warnings_partition(scan_id)
     session.execute(text(create))
     insert = f"INSERT INTO {table} (school_id, scan_id, finding_id, finding_key) "
-    key = "n.premises_id || ':' || coalesce(n.permit_id::text, '-') || ':' || n.rule_id || ':' || n.campus_id"
     if prev is None:
         # the first scan: every finding is new
         result = session.execute(
-            text(f"{insert} SELECT n.school_id, n.scan_id, n.id, {key} FROM findings n WHERE n.scan_id = :scan"),
-            {"scan": scan_id},
+            text(f"{insert} SELECT n.school_id, n.scan_id, n.id, {FINDING_KEY} FROM findings n WHERE n.scan_id = :s"),
+            {"s": scan_id},
         )
     else:
         # the scans' rows are rarely in the table's statistics yet (estimated at one row each), so the planner
@@ -717,7 +719,7 @@ def finish_scan(session: Session, scan_id: int, counts: dict[str, Any]) -> dict[
             text(
                 f"""
                 CREATE TEMP TABLE scan_new_findings ON COMMIT DROP AS
-                SELECT n.school_id, n.scan_id, n.id, {key} AS finding_key
+                SELECT n.school_id, n.scan_id, n.id, {FINDING_KEY} AS finding_key
                 FROM findings n
                 WHERE n.scan_id = :scan
                   AND NOT EXISTS (SELECT 1 FROM findings o
@@ -731,11 +733,7 @@ def finish_scan(session: Session, scan_id: int, counts: dict[str, Any]) -> dict[
         _hash_joins(session, on=False)
         result = session.execute(text(f"{insert} SELECT school_id, scan_id, id, finding_key FROM scan_new_findings"))
     session.execute(text(attach))
-    return _done(session, scan_id, dict(counts, warnings=result.rowcount, previous_scan=prev))
-
-
-def _done(session: Session, scan_id: int, counts: dict[str, Any]) -> dict[str, Any]:
-    """Mark the scan done with its counts; returns them."""
+    counts = dict(counts, warnings=result.rowcount, previous_scan=prev)
     session.execute(
         update(Scan).where(Scan.id == scan_id).values(status="done", finished_at=func.clock_timestamp(), counts=counts)
     )

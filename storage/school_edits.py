@@ -305,10 +305,9 @@ def patch_latest_scan(
     )
     warned = session.execute(  # type: ignore[attr-defined]
         text(
-            """
+            f"""
             INSERT INTO school_warnings (school_id, scan_id, finding_id, finding_key)
-            SELECT n.school_id, n.scan_id, n.id,
-                   n.premises_id || ':' || coalesce(n.permit_id::text, '-') || ':' || n.rule_id || ':' || n.campus_id
+            SELECT n.school_id, n.scan_id, n.id, {scan_store.FINDING_KEY}
             FROM findings n WHERE n.scan_id = :scan AND n.id = ANY(:ids)
             """
         ),
