@@ -175,6 +175,22 @@ class Gate(Base):
     __table_args__ = (_geog_index("gates"),)
 
 
+#: Premises whose stated accuracy is worse than this are paired with the campuses apart, each by its own search
+#: box (``storage.scan``), so that a few bad positions do not grow the search box of every campus
+PASS1_SITE_ACCURACY_M = 50.0
+
+
+def paired_apart(alias: str = "") -> str:
+    """The premises a scan may pair apart (a poor position, a protection distance of their own, a point outside
+    its footprint's box), as the predicate of their partial index (that pass reads them, not every premises); its
+    columns qualified with ``alias``."""
+    q = f"{alias}." if alias else ""
+    return (
+        f"{q}accuracy_m > {PASS1_SITE_ACCURACY_M:g} OR {q}protection_distance_m IS NOT NULL"
+        f" OR ({q}footprint IS NOT NULL AND NOT {q}footprint ~ {q}geom)"
+    )
+
+
 class Premises(Base):
     __tablename__ = "premises"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -196,6 +212,7 @@ class Premises(Base):
     __table_args__ = (
         _geog_index("premises"),
         Index("ix_premises_categories", "categories", postgresql_using="gin"),
+        Index("ix_premises_paired_apart", "id", postgresql_where=text(paired_apart())),
     )
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from geoalchemy2.shape import to_shape
+from geoalchemy2.shape import from_shape, to_shape
 from pyproj import Geod
 from shapely.geometry import MultiPoint, Point, Polygon
 from sqlalchemy import func, select, text, update
@@ -186,6 +186,40 @@ def test_review_band_with_u_five(city, session_factory, metres, expected) -> Non
     assert (f.status if f else None) == expected
     if f:
         assert f.u_m == 5
+
+
+def test_premises_paired_apart(city, session_factory) -> None:  # noqa: ANN001
+    """Premises beyond the common search box are still judged: a poor position (accuracy 150 m), a protection
+    distance of its own (500 m), a point far from its footprint; and the same places with none of that are not."""
+    s = city
+    jl = _campus(s, "金陵中学")
+    _exact(s, jl["id"], 0.0)
+    issued = [{"category": "hazardous", "issued": dt.date(2024, 1, 1)}]
+    at220, at400 = _south_of_outline(jl, 220), _south_of_outline(jl, 400)
+    vague = add_premises(s, name="位置不准的危化品", lon=at220[0], lat=at220[1], district=NANJING, permits=issued,
+                         accuracy_m=150.0).id  # fmt: skip
+    sharp = add_premises(s, name="位置准确的危化品", lon=at220[0], lat=at220[1], district=NANJING,
+                         permits=[dict(issued[0])]).id  # fmt: skip
+    works = add_premises(s, name="化工厂", lon=at400[0], lat=at400[1], district=NANJING, protection_distance_m=500.0,
+                         permits=[{"category": "polluter", "issued": dt.date(2024, 1, 1)}]).id  # fmt: skip
+    near = _south_of_outline(jl, 60)
+    lon, lat, _ = GEOD.fwd(near[0], near[1], 180.0, 30)  # a 30 m square, its north edge 60 m from the outline
+    square = Polygon(
+        [(near[0] - 2e-4, lat), (near[0] + 2e-4, lat), (near[0] + 2e-4, near[1]), (near[0] - 2e-4, near[1])]
+    )
+    far = _south_of_outline(jl, 1500)
+    yard = add_premises(s, name="远处登记的仓库", lon=far[0], lat=far[1], district=NANJING,
+                        permits=[dict(issued[0])], footprint=from_shape(square, srid=4326)).id  # fmt: skip
+    s.commit()
+    scan_id = _scan(session_factory)["scan_id"]
+
+    f = _one(s, scan_id, vague, jl["id"], "hazardous")
+    assert (f.status, f.u_m) == ("review", 150) and f.distance_m == pytest.approx(220, abs=0.01)
+    assert _one(s, scan_id, sharp, jl["id"], "hazardous") is None  # 220 m > 100 m, u = 0
+    f = _one(s, scan_id, works, jl["id"], "polluter")
+    assert (f.status, f.limit_m) == ("violation", 500) and f.distance_m == pytest.approx(400, abs=0.01)
+    f = _one(s, scan_id, yard, jl["id"], "hazardous")
+    assert f.status == "violation" and f.distance_m == pytest.approx(60, abs=0.5)  # to the footprint, not the point
 
 
 def test_rules_of_the_premises_district(city, session_factory) -> None:  # noqa: ANN001
