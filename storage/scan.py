@@ -221,10 +221,7 @@ def _load_campuses(session: Session, settings: ScanSettings, campus_ids: Sequenc
             session,
             """
             CREATE TEMP TABLE scan_campus ON COMMIT DROP AS
-            SELECT b.*, ST_Scale(b.geom, b.k, 1) AS gs, ST_Scale(b.gates_geom, b.k, 1) AS gates_s,
-                   ST_XMin(b.geom) * b.k AS bx0, ST_XMax(b.geom) * b.k AS bx1, ST_YMin(b.geom) AS by0,
-                   ST_YMax(b.geom) AS by1, ST_XMin(b.gates_geom) * b.k AS gx0, ST_XMax(b.gates_geom) * b.k AS gx1,
-                   ST_YMin(b.gates_geom) AS gy0, ST_YMax(b.gates_geom) AS gy1
+            SELECT b.*, ST_Scale(b.geom, b.k, 1) AS gs, ST_Scale(b.gates_geom, b.k, 1) AS gates_s
             FROM (
                 SELECT a.*, cos(radians(a.lat)) * (1 - :e2 * sin(radians(a.lat)) ^ 2) / (1 - :e2) AS k,
                        pi() / 180 * :a * (1 - :e2) / (1 - :e2 * sin(radians(a.lat)) ^ 2) ^ 1.5 AS mlat
@@ -275,8 +272,8 @@ _PAIRS = """
 SELECT p.id AS premises_id, coalesce(p.district_adcode, '')::text AS adcode,
        coalesce(p.accuracy_m, 0)::float8 AS site_acc, p.protection_distance_m AS protection,
        p.name AS pname, p.geom AS pgeom, p.footprint AS pfoot,
-       ST_X(p.geom) AS px, ST_Y(p.geom) AS py, c.campus_id, c.levels, c.acc, c.point_only, c.radius,
-       c.gates_geom AS cgates, c.gs, c.gates_s, c.k, c.mlat, c.bx0, c.bx1, c.by0, c.by1, c.gx0, c.gx1, c.gy0, c.gy1
+       c.campus_id, c.levels, c.acc, c.point_only, c.radius,
+       c.gates_geom AS cgates, c.gs, c.gates_s, c.k, c.mlat
 FROM scan_campus c
 JOIN premises p ON p.geom && ST_Expand(c.geom, :bound1 * c.kx, :bound1 * :ky)
 WHERE p.footprint IS NULL AND coalesce(p.accuracy_m, 0) <= :acc1 AND coalesce(p.protection_distance_m, 0) <= :d_max
@@ -284,8 +281,8 @@ WHERE p.footprint IS NULL AND coalesce(p.accuracy_m, 0) <= :acc1 AND coalesce(p.
 UNION ALL
 SELECT p.id, coalesce(p.district_adcode, '')::text, coalesce(p.accuracy_m, 0)::float8, p.protection_distance_m,
        p.name, p.geom, p.footprint,
-       ST_X(p.geom), ST_Y(p.geom), c.campus_id, c.levels, c.acc, c.point_only, c.radius,
-       c.gates_geom, c.gs, c.gates_s, c.k, c.mlat, c.bx0, c.bx1, c.by0, c.by1, c.gx0, c.gx1, c.gy0, c.gy1
+       c.campus_id, c.levels, c.acc, c.point_only, c.radius,
+       c.gates_geom, c.gs, c.gates_s, c.k, c.mlat
 FROM scan_campus c
 JOIN premises p ON p.footprint && ST_Expand(c.geom, :bound1 * c.kx, :bound1 * :ky)
 WHERE p.footprint ~ p.geom AND coalesce(p.accuracy_m, 0) <= :acc1 AND coalesce(p.protection_distance_m, 0) <= :d_max
@@ -293,8 +290,8 @@ WHERE p.footprint ~ p.geom AND coalesce(p.accuracy_m, 0) <= :acc1 AND coalesce(p
 UNION ALL
 SELECT p.id, coalesce(p.district_adcode, '')::text, coalesce(p.accuracy_m, 0)::float8, p.protection_distance_m,
        p.name, p.geom, p.footprint,
-       ST_X(p.geom), ST_Y(p.geom), c.campus_id, c.levels, c.acc, c.point_only, c.radius,
-       c.gates_geom, c.gs, c.gates_s, c.k, c.mlat, c.bx0, c.bx1, c.by0, c.by1, c.gx0, c.gx1, c.gy0, c.gy1
+       c.campus_id, c.levels, c.acc, c.point_only, c.radius,
+       c.gates_geom, c.gs, c.gates_s, c.k, c.mlat
 FROM premises p
 CROSS JOIN LATERAL (SELECT CASE WHEN p.footprint IS NULL THEN p.geom ELSE ST_Collect(p.footprint, p.geom) END AS shape,
                            greatest(:d_max, coalesce(p.protection_distance_m, 0)) + coalesce(p.accuracy_m, 0)
@@ -377,25 +374,10 @@ CROSS JOIN LATERAL (
            CASE WHEN r.measure_to = 'footprint' AND pr.pfoot IS NOT NULL THEN pr.pfoot ELSE pr.pgeom END AS dst,
            coalesce(r.distance_m, pr.protection) AS lim,
            pr.site_acc + pr.acc AS u,
-           CASE WHEN pr.point_only THEN pr.radius ELSE 0 END AS rad,
-           -- the scaled boxes of the source and the target
-           CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN pr.gx0 ELSE pr.bx0 END AS sx0,
-           CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN pr.gx1 ELSE pr.bx1 END AS sx1,
-           CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN pr.gy0 ELSE pr.by0 END AS sy0,
-           CASE WHEN r.measure_from = 'gates' AND pr.cgates IS NOT NULL THEN pr.gy1 ELSE pr.by1 END AS sy1,
-           CASE WHEN r.measure_to = 'footprint' AND pr.pfoot IS NOT NULL THEN ST_XMin(pr.pfoot) ELSE pr.px END
-             * pr.k AS tx0,
-           CASE WHEN r.measure_to = 'footprint' AND pr.pfoot IS NOT NULL THEN ST_XMax(pr.pfoot) ELSE pr.px END
-             * pr.k AS tx1,
-           CASE WHEN r.measure_to = 'footprint' AND pr.pfoot IS NOT NULL THEN ST_YMin(pr.pfoot) ELSE pr.py END AS ty0,
-           CASE WHEN r.measure_to = 'footprint' AND pr.pfoot IS NOT NULL THEN ST_YMax(pr.pfoot) ELSE pr.py END AS ty1
+           CASE WHEN pr.point_only THEN pr.radius ELSE 0 END AS rad
 ) g
 WHERE (cardinality(pr.levels) = 0 OR pr.levels && r.levels)
   AND g.lim IS NOT NULL
-  -- the boxes' distance is at most the geometries': most pairs beyond a rule's reach end here, at the cost of
-  -- a few comparisons instead of a distance
-  AND greatest(g.tx0 - g.sx1, g.sx0 - g.tx1, 0) ^ 2 + greatest(g.ty0 - g.sy1, g.sy0 - g.ty1, 0) ^ 2
-      <= ((g.lim + g.u + g.rad + :abs_m) / ((1 - :rel) * pr.mlat)) ^ 2
   -- da ≤ lim + u + rad + abs + rel·da, as a test that stops at the first part within reach
   AND ST_DWithin(g.src_s, ST_Scale(g.dst, pr.k, 1), (g.lim + g.u + g.rad + :abs_m) / ((1 - :rel) * pr.mlat))
 """
