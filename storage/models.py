@@ -399,8 +399,9 @@ class Finding(Base):
     to_geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
     created_at: Mapped[dt.datetime] = _now()
     __table_args__ = (
-        Index("ix_findings_scan_school", "scan_id", "school_id"),
-        Index("ix_findings_scan_key", "scan_id", "premises_id", "rule_id", "campus_id"),
+        # no scan_id prefix: a partition holds one scan (migration 0017)
+        Index("ix_findings_school", "school_id"),
+        Index("ix_findings_key", "premises_id", "rule_id", "campus_id"),
         {"postgresql_partition_by": "LIST (scan_id)"},
     )
 
