@@ -9,11 +9,12 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import OperationalError
 
 from geo.errors import SafezoneError
 from service import importing
 from service.settings import Settings
-from storage.database import make_engine, make_sessionmaker, resolve_url
+from storage.database import make_engine, make_sessionmaker, migration_state, resolve_url
 
 import_app = typer.Typer(no_args_is_help=True, help="Import data (each import is one transaction, idempotent).")
 
@@ -151,6 +152,9 @@ def rebuild_grid() -> None:
     err.print(done.note())
 
 
+_DB_UP = "run `safezone db up` first / 请先运行 safezone db up"
+
+
 def demo(
     schools: Annotated[int, typer.Option(help="number of schools")] = 120,
     premises: Annotated[int, typer.Option(help="number of premises")] = 3000,
@@ -166,6 +170,16 @@ def demo(
     settings = Settings()
     workdir = DatabaseSettings().state_dir / "demo" / f"s{seed}-{schools}-{premises}"
     engine = make_engine(resolve_url(), pool_size=2, statement_timeout_ms=0)  # imports may run for minutes
+    # the database must be there and migrated before the city is generated (a minute and more at scale)
+    try:
+        state = migration_state(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[-1] if exc.orig else str(exc)
+        fail(f"cannot reach the database ({reason}): {_DB_UP}")
+    if not state["at_head"]:
+        engine.dispose()
+        fail(f"the database is at migration {state['current'] or 'none'}, not {state['head']}: {_DB_UP}")
     t0 = time.monotonic()
 
     def progress(stage: str) -> None:
