@@ -299,6 +299,33 @@ def scan(
     out.print(json.dumps(summary, ensure_ascii=False))
 
 
+@app.command("prune-scans")
+def prune_scans(
+    keep: Annotated[int, typer.Option(help="finished scans to keep in each scope (the city, each district)")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be dropped, drop nothing")] = False,
+) -> None:
+    """Drop old scans with their findings and warnings; keeps the latest KEEP of each scope and every scan a
+    ledger case cites."""
+    from storage import scan as scan_store
+    from storage.database import session_scope
+
+    if keep < 1:
+        fail(f"--keep must be at least 1 (the latest scan stays), not {keep} / --keep 至少为 1", 2)
+    engine, factory = _factory()
+    try:
+        with session_scope(factory) as session:
+            dropped = scan_store.prune_scans(session, keep=keep, dry_run=dry_run)
+    finally:
+        engine.dispose()
+    for r in dropped:
+        scope = r["district"] or "city"
+        size = r["bytes"] / 1e6
+        out.print(f"  scan {r['id']:>6}  {r['scan_date']}  {scope:6}  {r['findings']:>9} findings  {size:9.1f} MB")
+    total = sum(r["bytes"] for r in dropped) / 1e6
+    verb = "would drop" if dry_run else "dropped"
+    out.print(f"{verb} {len(dropped)} scans ({total:.1f} MB); kept the latest {keep} per scope and the cases' scans")
+
+
 ledger_app = typer.Typer(no_args_is_help=True, help="The risk ledger (台账): overdue clock, scans → cases, staffing.")
 app.add_typer(ledger_app, name="ledger")
 

@@ -974,3 +974,45 @@ def refresh_counts(session: Session, scan_id: int, **extra: Any) -> dict[str, An
     session.execute(update(Scan).where(Scan.id == scan_id).values(counts=counts))
     session.flush()
     return counts
+
+
+# --- retention: each full scan keeps a partition of findings (155 MB on the 1M-premises demo city) ---
+
+_PRUNABLE = """
+SELECT s.id, s.scan_date, s.district, s.status, coalesce((s.counts ->> 'total')::bigint, 0) AS findings,
+       coalesce(pg_total_relation_size(to_regclass('findings_s' || s.id)), 0)
+         + coalesce(pg_total_relation_size(to_regclass('school_warnings_s' || s.id)), 0) AS bytes
+FROM scans s
+WHERE s.status = 'done'
+  -- the latest :keep of each scope (the city, or a district): a scan's diff compares it with the one before
+  AND s.id NOT IN (SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY district ORDER BY id DESC) AS n
+                                   FROM scans WHERE status = 'done') k
+                   WHERE k.n <= :keep)
+  -- the evidence of the ledger's cases
+  AND NOT EXISTS (SELECT 1 FROM case_findings cf WHERE cf.scan_id = s.id)
+  AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.last_scan_id = s.id)
+ORDER BY s.id
+"""
+
+
+def prune_scans(session: Session, *, keep: int, dry_run: bool = False) -> list[dict[str, Any]]:
+    """Drop finished scans beyond the latest ``keep`` of each scope (the city, or each district scanned alone),
+    except those a ledger case cites, with their findings' and warnings' partitions; returns what was (or, with
+    ``dry_run``, would be) dropped: id, date, district, findings, bytes.
+
+    Waits for a running scan (``_SCAN_LOCK``). Dropping a partition locks its parent table for a moment.
+    """
+    if keep < 1:
+        msg = f"keep must be at least 1 (the latest scan stays), not {keep}"
+        raise ValueError(msg)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCAN_LOCK})
+    rows = [dict(r._mapping) for r in session.execute(text(_PRUNABLE), {"keep": keep})]
+    if dry_run:
+        return rows
+    for r in rows:
+        n = int(r["id"])
+        session.execute(text(f"DROP TABLE IF EXISTS findings_s{n}, school_warnings_s{n}"))
+    if rows:
+        # rows of scans that predate the partitions (findings_legacy) go with them (ON DELETE CASCADE)
+        session.execute(text("DELETE FROM scans WHERE id = ANY(:ids)"), {"ids": [r["id"] for r in rows]})
+    return rows
