@@ -35,7 +35,7 @@ from service.routes import (
 )
 from service.settings import Settings
 from storage.access import ensure_departments
-from storage.database import make_engine, make_sessionmaker, resolve_url, session_scope
+from storage.database import LoopPool, make_engine, make_sessionmaker, resolve_url, session_scope
 from storage.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,11 @@ def create_app(
         # a connection for work of one writing statement (a pre-check without an Idempotency-Key): no session,
         # no BEGIN and COMMIT round trips
         app.state.autocommit_connect = engine.execution_options(isolation_level="AUTOCOMMIT").connect
+        # the same, for a pre-check run on the event loop (no thread): connections of its own, made as needed
+        app.state.loop_pool = loop_pool = LoopPool(
+            url, size=db_settings.pool_size, timeout_s=db_settings.pool_timeout_s,
+            statement_timeout_ms=db_settings.statement_timeout_ms,
+        )  # fmt: skip
         try:
             with session_scope(app.state.sessionmaker) as session:
                 ensure_departments(session, app.state.rules.departments)
@@ -90,8 +95,11 @@ def create_app(
             gc.collect()
             gc.freeze()
             gc.set_threshold(*_SERVER_GC_THRESHOLDS)
-        yield
-        engine.dispose()
+        try:
+            yield
+        finally:
+            await loop_pool.close()
+            engine.dispose()
 
     app = FastAPI(
         title="safezone",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from geo.network import WalkingNetwork
 from geo.rules import RuleRegistry
 from geo.vocabulary import Category, Crs
 from storage import checks as store
+from storage.database import LoopPool
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WALK_MARGIN_M = 400.0
@@ -154,17 +155,48 @@ def serialise(result: CheckResult, names: dict[Any, str]) -> list[dict[str, Any]
     return out
 
 
-def evaluate_request(
-    session: Session | Connection, req: CheckRequest, *, rules: RuleRegistry, school_accuracy_m: float
-) -> dict[str, Any]:
-    """Evaluate a request against today's store and rules; returns the answer (without id or map link)."""
+#: The pre-check's steps: a generator that yields each statement it needs (``storage.checks.Statement``), is
+#: sent what the statement's ``read`` made of its rows, and returns its result. One definition of the check,
+#: run in a thread on a session (:func:`run_steps`) or on the event loop (:func:`run_steps_on_loop`).
+Steps = Generator[store.Statement, Any, Any]
+
+
+def run_steps(session: Session | Connection, steps: Steps) -> Any:
+    """Run a pre-check's steps in ``session`` (its transaction); their result."""
+    try:
+        stmt = next(steps)
+        while True:
+            stmt = steps.send(store.run(session, stmt))
+    except StopIteration as done:
+        return done.value
+
+
+async def run_steps_on_loop(pool: LoopPool, steps: Steps) -> Any:
+    """Run a pre-check's steps on the event loop, on a connection of ``pool`` (autocommit); their result.
+
+    The connection is taken once the steps need one: a request refused before its first statement takes none.
+    """
+    try:
+        stmt = next(steps)
+    except StopIteration as done:
+        return done.value
+    async with pool.connection() as conn:
+        try:
+            while True:
+                stmt = steps.send(await pool.run(conn, stmt))
+        except StopIteration as done:
+            return done.value
+
+
+def evaluation(req: CheckRequest, *, rules: RuleRegistry, school_accuracy_m: float) -> Steps:
+    """Evaluate a request against today's store and rules: the answer (without id or map link), as steps."""
     geom = req.site_geometry()
     on = req.date or dt.datetime.now(SHANGHAI).date()
     # One round trip reads the district and the campuses within the search radius of the category's largest
     # distance in any pack; in the rare district whose rules reach less far, the campuses are read again.
     extra = (req.protection_distance_m or 0.0) + req.accuracy_m + SEARCH_MARGIN_M
     upper = rules.max_distance_m(req.category) + extra
-    district, rows = store.district_and_campuses_near(session, geom, upper)
+    district, rows = yield store.district_and_campuses_near_stmt(geom, upper)
     in_force = rules.in_force(district, on=on)
     site = Site(
         geometry=geom, category=req.category, application=req.application, on=on, accuracy_m=req.accuracy_m,
@@ -176,10 +208,10 @@ def evaluate_request(
     if not applicable:
         rows = []
     elif radius < upper:
-        rows = store.campuses_near(session, geom, radius)
+        rows = yield store.campuses_near_stmt(geom, radius)
     network, edge_batches = None, set()
     if any(r.metric == "walking" for r in applicable) and rows:
-        edges = store.street_edges_near(session, geom, radius + WALK_MARGIN_M)
+        edges = yield store.street_edges_near_stmt(geom, radius + WALK_MARGIN_M)
         if edges:
             network = WalkingNetwork.from_edges((u, v, g) for u, v, g, _ in edges)
             edge_batches = {b for *_, b in edges if b is not None}
@@ -206,6 +238,13 @@ def evaluate_request(
     }
 
 
+def evaluate_request(
+    session: Session | Connection, req: CheckRequest, *, rules: RuleRegistry, school_accuracy_m: float
+) -> dict[str, Any]:
+    """Evaluate a request against today's store and rules; returns the answer (without id or map link)."""
+    return run_steps(session, evaluation(req, rules=rules, school_accuracy_m=school_accuracy_m))
+
+
 def json_text(obj: Any) -> str:
     """``obj`` as JSON text, as stored and sent (numpy numbers as numbers; NaN, which no answer holds, as null)."""
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
@@ -218,6 +257,35 @@ class Decided(NamedTuple):
     text: str
 
 
+def check(
+    req: CheckRequest,
+    *,
+    rules: RuleRegistry,
+    school_accuracy_m: float,
+    token_id: int | None,
+    audit: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Steps:
+    """Evaluate, store the decision (inputs, pack version, batches, result) and return it (:class:`Decided`),
+    as steps (run them with :func:`run_steps` or :func:`run_steps_on_loop`).
+
+    ``audit`` gives the answer's audit row (``storage.audit.params(prefix="a_")``), stored with the decision.
+    """
+    answer = yield from evaluation(req, rules=rules, school_accuracy_m=school_accuracy_m)
+    decision_id = uuid.uuid4()
+    answer = {"decision_id": str(decision_id), **answer, "map_url": f"/maps/decisions/{decision_id}",
+              "checked_at": dt.datetime.now(SHANGHAI).isoformat(timespec="seconds")}  # fmt: skip
+    inputs = req.model_dump(mode="json")
+    if inputs.get("date") is None:
+        inputs["date"] = answer["date"]
+    text = json_text(answer)
+    yield store.save_decision_stmt(
+        decision_id=decision_id, token_id=token_id, category=req.category, outcome=answer["outcome"],
+        pack_version=rules.version, batch_ids=answer["data_batches"], district=answer["district"],
+        geom=shape(answer["location"]), inputs=json_text(inputs), result=text, audit=audit(answer) if audit else None,
+    )  # fmt: skip
+    return Decided(answer, text)
+
+
 def run_check(
     session: Session | Connection,
     req: CheckRequest,
@@ -227,24 +295,10 @@ def run_check(
     token_id: int | None,
     audit: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Decided:
-    """Evaluate, store the decision (inputs, pack version, batches, result) and return it.
-
-    ``audit`` gives the answer's audit row (``storage.audit.params(prefix="a_")``), stored with the decision.
-    """
-    answer = evaluate_request(session, req, rules=rules, school_accuracy_m=school_accuracy_m)
-    decision_id = uuid.uuid4()
-    answer = {"decision_id": str(decision_id), **answer, "map_url": f"/maps/decisions/{decision_id}",
-              "checked_at": dt.datetime.now(SHANGHAI).isoformat(timespec="seconds")}  # fmt: skip
-    inputs = req.model_dump(mode="json")
-    if inputs.get("date") is None:
-        inputs["date"] = answer["date"]
-    text = json_text(answer)
-    store.save_decision(
-        session, decision_id=decision_id, token_id=token_id, category=req.category, outcome=answer["outcome"],
-        pack_version=rules.version, batch_ids=answer["data_batches"], district=answer["district"],
-        geom=shape(answer["location"]), inputs=json_text(inputs), result=text, audit=audit(answer) if audit else None,
-    )  # fmt: skip
-    return Decided(answer, text)
+    """:func:`check`, run in ``session``."""
+    return run_steps(
+        session, check(req, rules=rules, school_accuracy_m=school_accuracy_m, token_id=token_id, audit=audit)
+    )
 
 
 def _key(c: dict[str, Any] | None) -> Any:

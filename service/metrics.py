@@ -38,6 +38,14 @@ class _DatabaseCollector(Collector):
                 if hasattr(p, fn):
                     pool.add_metric([state], float(getattr(p, fn)()))
         yield pool
+        loop = getattr(self._app.state, "loop_pool", None)
+        loop_pool = GaugeMetricFamily(
+            "safezone_db_loop_pool_connections", "the event loop's pool (pre-checks) connections", labels=["state"]
+        )
+        if loop is not None:
+            for state, n in loop.stats().items():
+                loop_pool.add_metric([state], float(n))
+        yield loop_pool
         up = GaugeMetricFamily("safezone_db_up", "1 when the database answered this scrape")
         queue = GaugeMetricFamily("safezone_job_queue_depth", "procrastinate jobs by status", labels=["status"])
         scans = GaugeMetricFamily(

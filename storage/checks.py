@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import shapely
 from shapely.geometry import Point
@@ -16,7 +17,24 @@ from storage import audit as audit_store
 from storage.database import driver_sql, execute_on_driver
 from storage.models import Decision
 
-# The statements of a pre-check run on the driver's connection (storage.database.execute_on_driver).
+# The statements of a pre-check run on the driver's connection: in a thread (storage.database.execute_on_driver)
+# or on the event loop (storage.database.LoopPool), as :class:`Statement` values the caller runs.
+
+
+class Statement(NamedTuple):
+    """A statement of the pre-check and how to read its rows: run it with :func:`run` or
+    :meth:`storage.database.LoopPool.run` (``read`` None: a write, nothing read)."""
+
+    sql: str
+    params: dict[str, Any]
+    read: Callable[[list[tuple[Any, ...]]], Any] | None = None
+
+
+def run(session: Session | Connection, stmt: Statement) -> Any:
+    """Run ``stmt`` in ``session``'s transaction (on its driver connection); what its ``read`` makes of the rows."""
+    cursor = execute_on_driver(session, stmt.sql, stmt.params)
+    return None if stmt.read is None else stmt.read(cursor.fetchall())
+
 
 # the most specific district covering the point (:x, :y), among the districts' pieces
 _DISTRICT_OF_POINT = (
@@ -60,24 +78,28 @@ _DISTRICT_AND_NEAR = driver_sql(
 )
 
 
-def campuses_near(session: Session | Connection, geom: BaseGeometry, radius_m: float) -> list[dict[str, Any]]:
+def campuses_near_stmt(geom: BaseGeometry, radius_m: float) -> Statement:
     """Campuses whose outline lies within ``radius_m`` of the site (geography index), with their gates.
 
-    One round trip: campuses, their schools and their gates (as JSON).
+    One round trip: campuses, their schools and their gates (as JSON); read as :func:`_campus_rows`.
     """
-    rows = execute_on_driver(session, _NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m}).fetchall()
-    return _campus_rows(rows)
+    return Statement(_NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m}, _campus_rows)
 
 
-def district_and_campuses_near(
-    session: Session | Connection, geom: BaseGeometry, radius_m: float
-) -> tuple[str | None, list[dict[str, Any]]]:
-    """:func:`district_at` and :func:`campuses_near` in one round trip (a pre-check's reads)."""
+def campuses_near(session: Session | Connection, geom: BaseGeometry, radius_m: float) -> list[dict[str, Any]]:
+    """:func:`campuses_near_stmt`, run in ``session``."""
+    return run(session, campuses_near_stmt(geom, radius_m))
+
+
+def district_and_campuses_near_stmt(geom: BaseGeometry, radius_m: float) -> Statement:
+    """:func:`district_at` and :func:`campuses_near_stmt` in one round trip (a pre-check's reads):
+    read as ``(adcode or None, campus rows)``."""
     point = geom if geom.geom_type == "Point" else geom.representative_point()
-    rows = execute_on_driver(
-        session, _DISTRICT_AND_NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m, "x": point.x, "y": point.y}
-    ).fetchall()
-    return rows[0][0], _campus_rows([r[1:] for r in rows if r[1] is not None])
+    return Statement(
+        _DISTRICT_AND_NEAR,
+        {"wkb": shapely.to_wkb(geom), "radius": radius_m, "x": point.x, "y": point.y},
+        lambda rows: (rows[0][0], _campus_rows([r[1:] for r in rows if r[1] is not None])),
+    )
 
 
 def _campus_rows(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
@@ -124,17 +146,17 @@ _EDGES_NEAR = driver_sql(
 )
 
 
-def street_edges_near(
-    session: Session | Connection, geom: BaseGeometry, radius_m: float
-) -> list[tuple[int, int, BaseGeometry, int | None]]:
-    """Walkable street edges within ``radius_m`` of the site: (u, v, LineString, batch id)."""
-    rows = execute_on_driver(session, _EDGES_NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m}).fetchall()
+def _edges(rows: list[tuple[Any, ...]]) -> list[tuple[int, int, BaseGeometry, int | None]]:
     lines = shapely.from_wkb([r[2] for r in rows])
     return [(u, v, line, batch_id) for (u, v, _, batch_id), line in zip(rows, lines, strict=True)]
 
 
-def save_decision(
-    session: Session | Connection,
+def street_edges_near_stmt(geom: BaseGeometry, radius_m: float) -> Statement:
+    """Walkable street edges within ``radius_m`` of the site: read as (u, v, LineString, batch id)."""
+    return Statement(_EDGES_NEAR, {"wkb": shapely.to_wkb(geom), "radius": radius_m}, _edges)
+
+
+def save_decision_stmt(
     *,
     decision_id: uuid.UUID,
     token_id: int | None,
@@ -147,11 +169,10 @@ def save_decision(
     inputs: str,
     result: str,
     audit: dict[str, Any] | None = None,
-) -> None:
+) -> Statement:
     """Store a decision (``inputs`` and ``result`` as JSON text); with ``audit``
     (``storage.audit.params(prefix="a_")``) its audit row too, in the same statement."""
-    execute_on_driver(
-        session,
+    return Statement(
         _INSERT_DECISION_AUDITED if audit is not None else _INSERT_DECISION,
         (audit or {}) | {
             "id": decision_id, "token_id": token_id, "category": category, "outcome": outcome,

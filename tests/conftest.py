@@ -157,6 +157,7 @@ def client(app):  # noqa: ANN001, ANN201
     with TestClient(application) as c:
         application.state.sessionmaker = factory
         application.state.autocommit_connect = lambda: session_scope(factory)
+        application.state.loop_pool = None  # pre-checks too run in the test's transaction (in a thread)
         yield c
 
 

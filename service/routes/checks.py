@@ -11,13 +11,21 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from shapely.geometry import Point
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from geo.coords import check_lonlat, point_to_wgs84
 from geo.errors import CoordinateError, InvalidInput, TooLarge
 from service.auth import requires
-from service.checks import CheckRequest, Decided, differences, evaluate_request, json_text, run_check
+from service.checks import (
+    CheckRequest,
+    Decided,
+    Steps,
+    check,
+    differences,
+    evaluate_request,
+    json_text,
+    run_steps,
+    run_steps_on_loop,
+)
 from service.deps import OutCrsDep, SessionDep
 from service.geojson import convert_tree
 from service.idempotency import IdempotencyDep, KeyHeader, claim, fingerprint_if_keyed
@@ -43,30 +51,41 @@ async def create_check(
     key: KeyHeader = None,
     out_crs: OutCrsDep = "wgs84",
 ) -> Response:
-    # The hot path: one thread for all of it. The answer goes out as the JSON text stored with the decision,
-    # unless it must be converted or kept for a key.
+    # The hot path. Without an Idempotency-Key a check is one writing statement (the decision and its audit
+    # row) and a read or two: it runs on the event loop, on a connection of the loop's pool, and its answer
+    # goes out as the JSON text stored with the decision unless it must be converted. With a key, the key's
+    # claim and the decision commit together in a session's transaction, in a thread.
     state = request.app.state
 
-    def check(conn: Session | Connection) -> Decided:
-        decided = run_check(
-            conn, body, rules=state.rules, school_accuracy_m=state.settings.school_accuracy_m, token_id=token.id,
+    def steps() -> Steps:
+        decided = yield from check(
+            body, rules=state.rules, school_accuracy_m=state.settings.school_accuracy_m, token_id=token.id,
             audit=lambda a: audit_row_for(request, a, prefix="a_"),
         )  # fmt: skip
         request.state.check_outcome = (decided.answer["outcome"], decided.answer["category"])
         return decided
 
-    def work() -> str:
-        if key is None:
-            # one writing statement (the decision and its audit row): no transaction, no session of its own
-            with state.autocommit_connect() as conn:
-                answer, text = check(conn)
-            return text if out_crs == "wgs84" else json_text(convert_tree(answer, out_crs))
-        with session_scope(state.sessionmaker) as session:  # the key's claim and the decision commit together
+    if key is None:
+        loop_pool = getattr(state, "loop_pool", None)
+        if loop_pool is not None:
+            answer, text = await run_steps_on_loop(loop_pool, steps())
+        else:  # no loop pool (the test client runs requests in the test's transaction): in a thread
+            answer, text = await anyio.to_thread.run_sync(_run_autocommit, state, steps())
+        out = text if out_crs == "wgs84" else json_text(convert_tree(answer, out_crs))
+        return Response(out, media_type="application/json")
+
+    def keyed() -> str:
+        with session_scope(state.sessionmaker) as session:
             idem = claim(session, request, token, fingerprint, key)
-            answer, _ = check(session)
+            answer, _ = run_steps(session, steps())
             return json_text(idem.save(convert_tree(answer, out_crs)))
 
-    return Response(await anyio.to_thread.run_sync(work), media_type="application/json")
+    return Response(await anyio.to_thread.run_sync(keyed), media_type="application/json")
+
+
+def _run_autocommit(state: Any, steps: Steps) -> Decided:
+    with state.autocommit_connect() as conn:
+        return run_steps(conn, steps)
 
 
 @router.get("/v1/decisions/{decision_id}", summary="A stored decision, unchanged")
