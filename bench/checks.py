@@ -1,6 +1,6 @@
 """Pre-check throughput over HTTP vs a bare psycopg loop running the same spatial query.
 
-Usage:  ./run bench checks [--db safezone_bench] [--seconds 60] [--connections 8] [--workers 4]
+Usage:  ./run bench checks [--db safezone_bench] [--seconds 60] [--connections 8] [--workers N]
 
 Needs the demo city loaded in the database named by --db (e.g. `SAFEZONE_DB_NAME=safezone_bench safezone demo
 --schools 10000 --premises 1000000`). Starts `safezone serve` on a free loopback port, loads it with Debian's
@@ -9,9 +9,11 @@ the campus query of a check, and prints checks/s, latency percentiles, audit (de
 a check costs the server's processes, PostgreSQL and wrk (from /proc), and the ratio. Targets (issue 4):
 ≥ 600 checks/s for 60 s, p99 ≤ 100 ms; ratio to the bare loop ≥ 25 %.
 
-The load is 8 keep-alive connections by default, two per server process: the machine is saturated either
-way, and more connections only lengthen the queue inside each process (on 2 cores, 16 connections give
-about 5 % fewer checks/s and two to three times the p99).
+The server runs as `safezone serve` does by default: one process per CPU, at most 4 (`--workers`). A pre-check
+waits for the database on the process's event loop, so one process a core keeps the cores busy: on 2 cores,
+4 processes gave 238-252 checks/s and a p99 of 105-160 ms where 2 gave 278-327 and 67-69 ms. The load is 8
+keep-alive connections: 4 leave the cores idle part of the time (241 checks/s), 16 only lengthen the queues
+(334 checks/s, p99 324 ms).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def main() -> None:
     ap.add_argument("--db", default="safezone_bench")
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="as `safezone serve`'s default")
     args = ap.parse_args()
 
     url = make_url(resolve_url()).set(database=args.db)
