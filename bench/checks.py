@@ -31,6 +31,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
+from service.cli import default_workers
 from storage.database import resolve_url
 from storage.localdb import free_port
 
@@ -54,7 +55,7 @@ def main() -> None:
     ap.add_argument("--db", default="safezone_bench")
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="as `safezone serve`'s default")
+    ap.add_argument("--workers", type=int, default=default_workers(), help="as `safezone serve`'s default")
     args = ap.parse_args()
 
     url = make_url(resolve_url()).set(database=args.db)

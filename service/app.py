@@ -78,10 +78,8 @@ def create_app(
         app.state.engine = engine
         app.state.database_url = url
         app.state.sessionmaker = make_sessionmaker(engine)
-        # a connection for work of one writing statement (a pre-check without an Idempotency-Key): no session,
-        # no BEGIN and COMMIT round trips
-        app.state.autocommit_connect = engine.execution_options(isolation_level="AUTOCOMMIT").connect
-        # the same, for a pre-check run on the event loop (no thread): connections of its own, made as needed
+        # for a pre-check without an Idempotency-Key, one writing statement run on the event loop (no thread,
+        # no session, no BEGIN and COMMIT round trips): connections of its own, made as needed
         app.state.loop_pool = loop_pool = LoopPool(
             url, size=db_settings.pool_size, timeout_s=db_settings.pool_timeout_s,
             statement_timeout_ms=db_settings.statement_timeout_ms,

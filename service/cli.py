@@ -218,6 +218,11 @@ def port_is_free(host: str, port: int) -> bool:
         return True
 
 
+def default_workers() -> int:
+    """``safezone serve``'s server processes when not told: one per CPU, at most 4."""
+    return min(4, os.cpu_count() or 1)
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(envvar="SAFEZONE_HOST")] = "127.0.0.1",
@@ -240,7 +245,7 @@ def serve(
     except SafezoneError as exc:
         fail(exc.message_en, 1)
     err.print(f"serving on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
-    workers = workers or min(4, os.cpu_count() or 1)
+    workers = workers or default_workers()
     uvicorn.run("service.main:app", host=host, port=port, workers=workers, log_level="info", access_log=False)
 
 

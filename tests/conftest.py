@@ -151,12 +151,9 @@ def client(app):  # noqa: ANN001, ANN201
     """A TestClient whose requests run inside the test's rolled-back transaction."""
     from fastapi.testclient import TestClient
 
-    from storage.database import session_scope
-
     application, factory = app
     with TestClient(application) as c:
         application.state.sessionmaker = factory
-        application.state.autocommit_connect = lambda: session_scope(factory)
         application.state.loop_pool = None  # pre-checks too run in the test's transaction (in a thread)
         yield c
 

@@ -66,11 +66,10 @@ async def create_check(
         return decided
 
     if key is None:
-        loop_pool = getattr(state, "loop_pool", None)
-        if loop_pool is not None:
-            answer, text = await run_steps_on_loop(loop_pool, steps())
+        if state.loop_pool is not None:
+            answer, text = await run_steps_on_loop(state.loop_pool, steps())
         else:  # no loop pool (the test client runs requests in the test's transaction): in a thread
-            answer, text = await anyio.to_thread.run_sync(_run_autocommit, state, steps())
+            answer, text = await anyio.to_thread.run_sync(_run_in_session, state, steps())
         out = text if out_crs == "wgs84" else json_text(convert_tree(answer, out_crs))
         return Response(out, media_type="application/json")
 
@@ -83,9 +82,9 @@ async def create_check(
     return Response(await anyio.to_thread.run_sync(keyed), media_type="application/json")
 
 
-def _run_autocommit(state: Any, steps: Steps) -> Decided:
-    with state.autocommit_connect() as conn:
-        return run_steps(conn, steps)
+def _run_in_session(state: Any, steps: Steps) -> Decided:
+    with session_scope(state.sessionmaker) as session:
+        return run_steps(session, steps)
 
 
 @router.get("/v1/decisions/{decision_id}", summary="A stored decision, unchanged")
